@@ -1,0 +1,75 @@
+// Health: what every blocking loop of a communicator watches besides its own condition. It
+// turns comm.abort(), a failure reported by any rank (through the bootstrap) and a broken
+// transport into an exception in every waiter, and it owns the one spin-then-yield wait loop.
+#pragma once
+#include <sched.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "mscomm/errors.hpp"
+
+namespace mscomm {
+
+class Bootstrap;
+
+class Health {
+ public:
+  Health(Bootstrap* bootstrap, int rank, int spin);
+
+  // Marks the communicator failed; every current and later wait raises `kind` with `message`.
+  void fail(ErrorKind kind, const std::string& message);
+  bool ok() const {
+    return !failed_.load(std::memory_order_relaxed) && !peer_failed_->load(std::memory_order_relaxed);
+  }
+  void check() const;  // throws the recorded failure, if any
+  int rank() const { return rank_; }
+  void set_spin(int spin) { spin_ = spin; }
+
+  // Waits until ready() holds: spins `spin` times, then yields the core, then sleeps in short
+  // steps. Throws TimeoutError naming describe() after timeout_s, or the failure that ended it.
+  template <class Ready>
+  void wait(Ready&& ready, double timeout_s, const std::function<std::string()>& describe) const {
+    for (int i = 0; i < spin_; ++i) {
+      if (ready()) return;
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+    auto start = std::chrono::steady_clock::now();
+    for (uint64_t iter = 0;; ++iter) {
+      if (ready()) return;
+      if (!ok()) {
+        if (ready()) return;  // the data arrived before the failure: finish
+        check();
+      }
+      if ((iter & 63) == 0) {
+        double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (waited > timeout_s) throw_timeout(describe(), waited);
+        if (waited > kYieldSeconds) {
+          std::this_thread::sleep_for(std::chrono::microseconds(waited > 0.1 ? 500 : 50));
+          continue;
+        }
+      }
+      sched_yield();
+    }
+  }
+
+ private:
+  static constexpr double kYieldSeconds = 0.002;
+  [[noreturn]] void throw_timeout(const std::string& what, double waited) const;
+
+  const std::atomic<int>* peer_failed_;
+  Bootstrap* bootstrap_;
+  int rank_, spin_;
+  std::atomic<int> failed_{0};
+  mutable std::mutex mu_;
+  ErrorKind kind_ = ErrorKind::Internal;
+  std::string message_;
+};
+
+}  // namespace mscomm

@@ -1,0 +1,20 @@
+// Element-wise reductions used by every reducing collective. Compiled for several x86-64 levels
+// and chosen at run time (a wheel built on one machine runs on another); float16 and bfloat16
+// are accumulated in float32 and rounded once.
+#pragma once
+#include <cstddef>
+
+#include "mscomm/dtype.hpp"
+
+namespace mscomm {
+
+// dst[i] = op(srcs[0][i], ..., srcs[n-1][i]), combining in the order given, so every rank that
+// reduces the same inputs gets bit-identical results. Avg sums and divides by n. dst may alias
+// any source.
+void reduce(void* dst, const void* const* srcs, int n, size_t count, DataType dtype, ReduceOp op);
+
+// data[i] /= divisor (finishes an Avg that was reduced as a Sum in several steps). Integers
+// divide with truncation toward zero.
+void divide(void* data, size_t count, DataType dtype, int divisor);
+
+}  // namespace mscomm

@@ -1,0 +1,82 @@
+#include "mscomm/env.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "mscomm/errors.hpp"
+
+namespace mscomm {
+
+const std::vector<EnvVar>& env_registry() {
+  static const std::vector<EnvVar> registry = {
+      // Launch: set by mscomm-run, read by mscomm.init().
+      {"MSCOMM_UNIQUE_ID", "", "Bootstrap address and secret of the job (mscomm://host:port/secret), set by mscomm-run."},
+      {"MSCOMM_RANK", "", "This process's rank, set by mscomm-run."},
+      {"MSCOMM_WORLD_SIZE", "", "Number of ranks, set by mscomm-run."},
+      {"MSCOMM_LOCAL_RANK", "", "Rank among the processes of this host, set by mscomm-run."},
+      {"MSCOMM_LOCAL_SIZE", "", "Number of ranks on this host, set by mscomm-run."},
+      {"MSCOMM_JOB_TAG", "", "Short job tag used in shared-memory segment names, so the launcher can sweep them."},
+      {"MSCOMM_SECRET", "", "Job secret (hex) when the launcher cannot hand out a unique id (torchrun without torch, Slurm)."},
+      {"MSCOMM_PORT_OFFSET", "17", "Bootstrap port = MASTER_PORT + this offset when init() cannot use torch's store."},
+      {"MSCOMM_BOOTSTRAP_PORT", "29517", "Bootstrap port under Slurm when no MASTER_PORT is set."},
+      // Time limits.
+      {"MSCOMM_TIMEOUT", "300", "Default timeout in seconds of every blocking call of a communicator."},
+      {"MSCOMM_BOOTSTRAP_TIMEOUT", "120", "Seconds to wait for all ranks to join the bootstrap."},
+      {"MSCOMM_SHUTDOWN_TIMEOUT", "30", "Seconds rank 0 waits at close for the other ranks to leave the bootstrap."},
+      // Topology and transports.
+      {"MSCOMM_HOST_ID", "", "Overrides the detected host identity (ranks with equal ids use shared memory)."},
+      {"MSCOMM_FORCE_TCP", "0", "1: use TCP even between ranks on one host (tests multi-host paths on one machine)."},
+      {"MSCOMM_SOCKET_ADDR", "", "Address this rank's TCP transport listens on; default: the address used to reach rank 0."},
+      // Algorithms.
+      {"MSCOMM_ALLREDUCE_ALGO", "auto", "Force an allreduce algorithm: auto, oneshot, rsag (shared memory), ring (channels)."},
+      {"MSCOMM_ONESHOT_MAX_BYTES", "32768", "Largest message the one-shot shared-memory allreduce handles."},
+      {"MSCOMM_SHM_SLOT_BYTES", "1048576", "Bytes of one pipeline slot of the shared-memory algorithms (two per rank)."},
+      {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one receive slot of the ring over channels (two per rank)."},
+      {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},
+      {"MSCOMM_MAX_FRAME_BYTES", "67108864", "Largest bootstrap message accepted from a peer."},
+      {"MSCOMM_CHECK_ARGS", "0", "1: every collective verifies that all ranks passed the same arguments (costs a bootstrap round)."},
+      {"MSCOMM_DEBUG", "0", "1: print connection setup and failures to stderr."},
+  };
+  return registry;
+}
+
+namespace {
+const EnvVar& lookup(const char* name) {
+  for (const auto& v : env_registry())
+    if (std::strcmp(v.name, name) == 0) return v;
+  throw InternalError(std::string("environment variable ") + name + " is not in the registry");
+}
+}  // namespace
+
+std::string env_string(const char* name) {
+  const EnvVar& var = lookup(name);
+  const char* value = std::getenv(name);
+  return (value && *value) ? std::string(value) : std::string(var.default_value);
+}
+
+int64_t env_int(const char* name) {
+  std::string s = env_string(name);
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0')
+    throw InvalidArgument(std::string(name) + "='" + s + "' is not an integer");
+  return v;
+}
+
+double env_double(const char* name) {
+  std::string s = env_string(name);
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || !(v >= 0))
+    throw InvalidArgument(std::string(name) + "='" + s + "' is not a non-negative number");
+  return v;
+}
+
+bool env_bool(const char* name) {
+  std::string s = env_string(name);
+  if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
+  if (s.empty() || s == "0" || s == "false" || s == "no" || s == "off") return false;
+  throw InvalidArgument(std::string(name) + "='" + s + "' is not a boolean (use 0 or 1)");
+}
+
+}  // namespace mscomm

@@ -1,0 +1,48 @@
+"""mscomm: collective communication for AI training and inference.
+
+Quick use::
+
+    import numpy as np, mscomm
+    comm = mscomm.init()                  # reads mscomm-run, torchrun, mpirun or Slurm variables
+    x = np.ones(1024, dtype=np.float32)
+    mscomm.allreduce(x)                   # in place: x now holds the sum over all ranks
+
+Nothing here imports torch, cupy or CUDA; those are touched only when you pass their arrays.
+"""
+
+from __future__ import annotations
+
+from mscomm.errors import (
+    Aborted,
+    AuthenticationError,
+    InternalError,
+    InvalidArgument,
+    MscommError,
+    PeerFailure,
+    Timeout,
+)
+from mscomm.communicator import Communicator, create_unique_id
+from mscomm.collectives import allreduce, REDUCE_OPS
+from mscomm.launch_env import init, finalize, get_default, is_initialized
+from mscomm.buffers import SUPPORTED_DTYPES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aborted",
+    "AuthenticationError",
+    "Communicator",
+    "InternalError",
+    "InvalidArgument",
+    "MscommError",
+    "PeerFailure",
+    "REDUCE_OPS",
+    "SUPPORTED_DTYPES",
+    "Timeout",
+    "allreduce",
+    "create_unique_id",
+    "finalize",
+    "get_default",
+    "init",
+    "is_initialized",
+]

@@ -1,0 +1,117 @@
+"""Turn user arrays into (pointer, count, dtype) without copying.
+
+numpy arrays, torch CPU tensors, and any object with the buffer protocol or ``__dlpack__`` are
+accepted. Arrays must be contiguous (one block of memory); outputs must be writable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mscomm.errors import InvalidArgument
+
+SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int32", "int64", "uint8")
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A validated view of a user array: where it lives, how many elements, of which type."""
+
+    ptr: int
+    count: int
+    dtype: str
+    obj: Any  # keeps the array alive while C++ uses the pointer
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * _ITEMSIZE[self.dtype]
+
+
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "int8": 1, "int32": 4, "int64": 8, "uint8": 1}
+
+
+def _unsupported(dtype: object, what: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{what}: dtype {dtype} is not supported; use one of {', '.join(SUPPORTED_DTYPES)}"
+    )
+
+
+def _numpy_dtype_name(dt: np.dtype) -> str | None:
+    name = dt.name
+    if name in _ITEMSIZE and dt.isnative:
+        return name
+    return None
+
+
+def _from_torch(t: Any, writable: bool, what: str) -> Buffer:
+    if t.device.type != "cpu":
+        raise InvalidArgument(
+            f"{what}: tensor is on device '{t.device}'; this build of mscomm serves CPU tensors only "
+            "(move it with .cpu() or use a CUDA build)"
+        )
+    if not t.is_contiguous():
+        raise InvalidArgument(
+            f"{what}: tensor is not contiguous (shape {tuple(t.shape)}, stride {tuple(t.stride())}); "
+            "pass t.contiguous() and copy the result back"
+        )
+    name = str(t.dtype).replace("torch.", "")
+    if name not in _ITEMSIZE:
+        raise _unsupported(t.dtype, what)
+    if t.is_sparse or getattr(t, "is_quantized", False):
+        raise InvalidArgument(f"{what}: sparse and quantized tensors are not supported")
+    return Buffer(int(t.data_ptr()), int(t.numel()), name, t)
+
+
+def _from_numpy(a: np.ndarray, writable: bool, what: str) -> Buffer:
+    name = _numpy_dtype_name(a.dtype)
+    if name is None:
+        raise _unsupported(a.dtype, what)
+    if not (a.flags.c_contiguous or a.flags.f_contiguous):
+        raise InvalidArgument(
+            f"{what}: array is not contiguous (shape {a.shape}, strides {a.strides}); "
+            "pass np.ascontiguousarray(x) and copy the result back"
+        )
+    if writable and not a.flags.writeable:
+        raise InvalidArgument(f"{what}: array is read-only; pass a writable array (or out=) to receive the result")
+    ptr = a.__array_interface__["data"][0]
+    return Buffer(int(ptr), int(a.size), name, a)
+
+
+def as_buffer(x: Any, *, writable: bool, what: str) -> Buffer:
+    """Validate ``x`` and describe its memory.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, torch.Tensor, or an object with the buffer protocol or ``__dlpack__``
+    writable : bool
+        Whether the collective writes into ``x``.
+    what : str
+        Names the argument in error messages, e.g. ``"allreduce: out"``.
+
+    Raises
+    ------
+    InvalidArgument
+        Unsupported type or dtype, non-contiguous or read-only memory.
+    """
+    if isinstance(x, np.ndarray):
+        return _from_numpy(x, writable, what)
+    if type(x).__module__.split(".")[0] == "torch" and hasattr(x, "data_ptr"):
+        return _from_torch(x, writable, what)
+    if hasattr(x, "__dlpack__"):
+        try:
+            return _from_numpy(np.from_dlpack(x), writable, what)
+        except (TypeError, BufferError, RuntimeError) as e:
+            raise InvalidArgument(f"{what}: cannot view {type(x).__name__} through DLPack: {e}") from e
+    try:
+        view = memoryview(x)
+    except TypeError:
+        raise InvalidArgument(
+            f"{what}: expected a numpy array, torch tensor or buffer, got {type(x).__name__}; "
+            "wrap Python data with numpy.asarray(...)"
+        ) from None
+    if writable and view.readonly:
+        raise InvalidArgument(f"{what}: buffer is read-only; pass a writable array")
+    return _from_numpy(np.asarray(view), writable, what)

@@ -1,0 +1,166 @@
+"""The Python face of a communicator: collectives as methods, channels for custom algorithms."""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+from typing import Any
+
+from mscomm import _core
+
+_live: "weakref.WeakSet[Communicator]" = weakref.WeakSet()
+
+
+def create_unique_id(host: str = "127.0.0.1", port: int = 0) -> str:
+    """Make a unique id for a new job: rank 0's address and a random 256-bit secret.
+
+    Call it in the process that will be rank 0 (the port is bound now and kept for it) and hand
+    the string to the other ranks through any channel you trust.
+
+    Parameters
+    ----------
+    host : str
+        Address rank 0 listens on; it must be reachable from every rank.
+    port : int
+        0 picks a free port.
+    """
+    return _core.create_unique_id(host, port)
+
+
+class Communicator:
+    """A group of ranks that run collectives together.
+
+    Construction is collective: every rank calls ``Communicator(rank, size, unique_id)`` with the
+    same id; it returns once all ranks have joined, connected and mapped each other's memory, or
+    raises ``mscomm.Timeout`` naming the ranks that never arrived.
+
+    Parameters
+    ----------
+    rank : int
+        This process's rank, 0 <= rank < size.
+    size : int
+        Number of ranks.
+    unique_id : str
+        From :func:`create_unique_id` on rank 0 (``mscomm://host:port/secret``).
+    timeout : float, optional
+        Seconds any blocking call may take (default ``MSCOMM_TIMEOUT``).
+
+    Examples
+    --------
+    >>> comm = Communicator(0, 1, create_unique_id())
+    >>> import numpy as np
+    >>> comm.allreduce(np.arange(3.0)).tolist()
+    [0.0, 1.0, 2.0]
+    >>> comm.close()
+    """
+
+    def __init__(self, rank: int, size: int, unique_id: str, timeout: float | None = None) -> None:
+        from mscomm.errors import InvalidArgument
+
+        if not isinstance(rank, int) or not isinstance(size, int):
+            raise InvalidArgument(f"rank and size must be integers, got {rank!r} and {size!r}")
+        self._core = _core.Communicator(rank, size, unique_id, -1.0 if timeout is None else float(timeout))
+        _live.add(self)
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self._core.rank
+
+    @property
+    def size(self) -> int:
+        return self._core.size
+
+    @property
+    def timeout(self) -> float:
+        return self._core.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._core.timeout = float(seconds)
+
+    @property
+    def local_ranks(self) -> list[int]:
+        """Ranks on this host (they talk through shared memory), this one included."""
+        return list(self._core.local_ranks)
+
+    @property
+    def num_hosts(self) -> int:
+        return self._core.num_hosts
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def transport_to(self, peer: int) -> str:
+        """``"shm"`` or ``"tcp"``: how this rank reaches ``peer``."""
+        return "shm" if self._core.transport_to(peer) == _core.Transport.SHM else "tcp"
+
+    @property
+    def bootstrap(self) -> Any:
+        """The bootstrap (small-message allgather, barrier, send/recv of bytes)."""
+        return self._core.bootstrap
+
+    # -- collectives ----------------------------------------------------------------------
+    def allreduce(self, x: Any, op: str = "sum", *, out: Any = None, timeout: float | None = None,
+                  algorithm: str | None = None) -> Any:
+        """See :func:`mscomm.allreduce`."""
+        from mscomm.collectives import allreduce
+
+        return allreduce(x, op, out=out, comm=self, timeout=timeout, algorithm=algorithm)
+
+    def barrier(self, timeout: float | None = None) -> None:
+        """Returns once every rank has called it."""
+        self._core.bootstrap.barrier(self.timeout if timeout is None else timeout)
+
+    # -- building blocks for custom algorithms -------------------------------------------
+    def register_memory(self, nbytes: int) -> Any:
+        """A new shared buffer of ``nbytes`` bytes (view it with ``numpy.frombuffer(mem, dtype)``)."""
+        return self._core.register_memory(nbytes)
+
+    def exchange_memory(self, memory: Any) -> list[Any]:
+        """Collective: returns every rank's registered memory, mapped where the peer shares this host."""
+        return self._core.exchange_memory(memory)
+
+    def semaphore(self, peer: int) -> Any:
+        """A semaphore with ``peer``; both ranks must create theirs toward each other in the same order."""
+        return self._core.make_semaphore(peer)
+
+    def memory_channel(self, peer: int, local: Any, remote: Any) -> Any:
+        """put/get/signal/wait on a same-host peer's memory."""
+        return self._core.memory_channel(peer, local, remote)
+
+    def port_channel(self, peer: int, local: Any, remote: Any) -> Any:
+        """put/signal/flush to a peer reached over TCP, through the proxy thread."""
+        return self._core.port_channel(peer, local, remote)
+
+    def channel(self, peer: int, local: Any, remote: Any) -> Any:
+        """A MemoryChannel for a same-host peer, a PortChannel otherwise."""
+        return self._core.channel(peer, local, remote)
+
+    # -- life cycle -----------------------------------------------------------------------
+    def abort(self, reason: str = "abort() called") -> None:
+        """Unblocks every waiter of this communicator with ``mscomm.Aborted``; safe from any thread."""
+        self._core.abort(reason)
+
+    def close(self) -> None:
+        """Collective: waits (bounded by MSCOMM_SHUTDOWN_TIMEOUT) for the other ranks, then frees everything."""
+        self._core.close()
+
+    def __enter__(self) -> "Communicator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<mscomm.Communicator rank={self.rank} size={self.size} hosts={self.num_hosts}>"
+
+
+@atexit.register
+def _close_all() -> None:
+    for comm in list(_live):
+        try:
+            comm.close()
+        except Exception:  # noqa: BLE001 - interpreter is exiting; never mask the real exit status
+            pass
