@@ -25,3 +25,17 @@ void register_memory(py::module_& m) {
                " size=" + std::to_string(r.size()) + (r.data() ? " mapped>" : ">");
       });
 }
+
+// Address of a contiguous buffer-protocol object, without the cost of numpy's __array_interface__.
+void register_buffer_address(py::module_& m) {
+  m.def("buffer_address", [](py::handle obj) -> uintptr_t {
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_ANY_CONTIGUOUS) != 0) {
+      PyErr_Clear();
+      return 0;  // not exportable (e.g. a numpy user dtype): the caller falls back
+    }
+    auto address = reinterpret_cast<uintptr_t>(view.buf);
+    PyBuffer_Release(&view);
+    return address;
+  });
+}

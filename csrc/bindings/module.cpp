@@ -7,6 +7,7 @@ void register_errors(py::module_& m);
 void register_env(py::module_& m);
 void register_bootstrap(py::module_& m);
 void register_memory(py::module_& m);
+void register_buffer_address(py::module_& m);
 void register_channel(py::module_& m);
 void register_communicator(py::module_& m);
 void register_collectives(py::module_& m);
@@ -17,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
   register_env(m);
   register_bootstrap(m);
   register_memory(m);
+  register_buffer_address(m);
   register_channel(m);
   register_communicator(m);
   register_collectives(m);

@@ -6,18 +6,17 @@ accepted. Arrays must be contiguous (one block of memory); outputs must be writa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from mscomm import _core
 from mscomm.errors import InvalidArgument
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int32", "int64", "uint8")
 
 
-@dataclass(frozen=True)
-class Buffer:
+class Buffer(NamedTuple):
     """A validated view of a user array: where it lives, how many elements, of which type."""
 
     ptr: int
@@ -39,11 +38,19 @@ def _unsupported(dtype: object, what: str) -> InvalidArgument:
     )
 
 
-def _numpy_dtype_name(dt: np.dtype) -> str | None:
-    name = dt.name
-    if name in _ITEMSIZE and dt.isnative:
-        return name
-    return None
+def _numpy_dtypes() -> dict[np.dtype, str]:
+    table = {np.dtype(n): n for n in SUPPORTED_DTYPES if n != "bfloat16"}
+    try:
+        import ml_dtypes
+
+        table[np.dtype(ml_dtypes.bfloat16)] = "bfloat16"
+    except ImportError:
+        pass
+    return table
+
+
+# Keyed by dtype object: looking up dtype.name costs microseconds on every call.
+_NUMPY_DTYPES = _numpy_dtypes()
 
 
 def _from_torch(t: Any, writable: bool, what: str) -> Buffer:
@@ -66,18 +73,21 @@ def _from_torch(t: Any, writable: bool, what: str) -> Buffer:
 
 
 def _from_numpy(a: np.ndarray, writable: bool, what: str) -> Buffer:
-    name = _numpy_dtype_name(a.dtype)
+    name = _NUMPY_DTYPES.get(a.dtype)
     if name is None:
         raise _unsupported(a.dtype, what)
-    if not (a.flags.c_contiguous or a.flags.f_contiguous):
+    flags = a.flags
+    if not (flags.c_contiguous or flags.f_contiguous):
         raise InvalidArgument(
             f"{what}: array is not contiguous (shape {a.shape}, strides {a.strides}); "
             "pass np.ascontiguousarray(x) and copy the result back"
         )
-    if writable and not a.flags.writeable:
+    if writable and not flags.writeable:
         raise InvalidArgument(f"{what}: array is read-only; pass a writable array (or out=) to receive the result")
-    ptr = a.__array_interface__["data"][0]
-    return Buffer(int(ptr), int(a.size), name, a)
+    ptr = _core.buffer_address(a) if a.size else 0
+    if not ptr and a.size:
+        ptr = a.__array_interface__["data"][0]
+    return Buffer(ptr, a.size, name, a)
 
 
 def as_buffer(x: Any, *, writable: bool, what: str) -> Buffer:

@@ -5,9 +5,10 @@
 //
 // oneshot (one host, small): copy the input into my slot, sync, every rank reduces all slots
 //   into its output in rank order. One sync per call; slots alternate between calls.
-// rsag (one host, large): per block: copy in, sync, reduce my segment from all slots into my
-//   output and my slot, sync, copy the other segments out of their owners' slots. Two syncs
-//   per block; blocks alternate between two slots so the next copy-in overlaps nobody's reads.
+// rsag (one host, large): per block: copy the other ranks' segments of my input into my slot,
+//   sync, reduce my segment from my input and every peer's slot into my output and my slot,
+//   sync, copy the other segments out of their owners' slots. Two syncs per block; blocks
+//   alternate between two slots so the next copy-in overlaps nobody's reads.
 // ring (any transport, over channels): per block, N-1 reduce-scatter steps then N-1 allgather
 //   steps; each step puts one segment into the next rank's ring slot, signals, waits for the
 //   previous rank's segment, consumes it and returns a credit. Slots alternate by global step and
@@ -101,20 +102,22 @@ void rsag(Call& c) {
     const size_t len = std::min(block, c.count - off);
     const uint64_t phase = c.ctx.shm_phase++;
     char* mine = c.ctx.shm_slot(me, phase);
-    std::memcpy(mine, c.input + off * c.es, len * c.es);
+    auto lo = [&](int r) { return seg_begin(len, n, r) * c.es; };
+    auto bytes = [&](int r) { return lo(r + 1) - lo(r); };
+    const char* in = c.input + off * c.es;
+    char* out = c.output + off * c.es;
+    // Peers reduce their segments from my slot; my own segment they never read, so it is not
+    // copied in: I reduce it straight from my input.
+    for (int r = 0; r < n; ++r)
+      if (r != me) std::memcpy(mine + lo(r), in + lo(r), bytes(r));
     sync_local(c);
     if (off == 0) check_local_descriptors(c);
-    const size_t lo = seg_begin(len, n, me), hi = seg_begin(len, n, me + 1);
-    for (int r = 0; r < n; ++r) srcs[r] = c.ctx.shm_slot(r, phase) + lo * c.es;
-    char* out = c.output + (off + lo) * c.es;
-    reduce(out, srcs.data(), n, hi - lo, c.dtype, c.op);
-    std::memcpy(mine + lo * c.es, out, (hi - lo) * c.es);
+    for (int r = 0; r < n; ++r) srcs[r] = r == me ? in + lo(me) : c.ctx.shm_slot(r, phase) + lo(me);
+    reduce(out + lo(me), srcs.data(), n, bytes(me) / c.es, c.dtype, c.op);
+    std::memcpy(mine + lo(me), out + lo(me), bytes(me));
     sync_local(c);
-    for (int r = 0; r < n; ++r) {
-      if (r == me) continue;
-      const size_t rlo = seg_begin(len, n, r), rhi = seg_begin(len, n, r + 1);
-      std::memcpy(c.output + (off + rlo) * c.es, c.ctx.shm_slot(r, phase) + rlo * c.es, (rhi - rlo) * c.es);
-    }
+    for (int r = 0; r < n; ++r)
+      if (r != me) std::memcpy(out + lo(r), c.ctx.shm_slot(r, phase) + lo(r), bytes(r));
   }
 }
 
@@ -181,10 +184,11 @@ class Ring {
 };
 
 uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
-  std::string name = requested.empty() || requested == "auto" ? env_string("MSCOMM_ALLREDUCE_ALGO") : requested;
+  const Tuning& tuning = comm.collectives().tuning;
+  const std::string& name = requested.empty() || requested == "auto" ? tuning.allreduce_algorithm : requested;
   const bool local = comm.num_hosts() == 1;
-  const size_t oneshot_max = static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"));
-  const size_t slot = static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES"));
+  const size_t oneshot_max = tuning.oneshot_max_bytes;
+  const size_t slot = tuning.shm_slot_bytes;
   if (name == "auto") {
     if (!local) return kRing;
     return bytes <= std::min(oneshot_max, slot) ? kOneShot : kRsag;

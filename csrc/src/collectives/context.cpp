@@ -4,14 +4,17 @@
 
 namespace mscomm {
 
-CollectiveContext::CollectiveContext(Communicator& comm)
-    : shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES"))),
-      ring_slot_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES"))),
-      all_local(comm.num_hosts() == 1) {
+Tuning::Tuning()
+    : allreduce_algorithm(env_string("MSCOMM_ALLREDUCE_ALGO")),
+      oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
+      shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),
+      ring_slot_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES")) & ~size_t{63}) {
   MSCOMM_CHECK_ARG(shm_slot_bytes >= 4096 && ring_slot_bytes >= 4096,
                    "MSCOMM_SHM_SLOT_BYTES and MSCOMM_TCP_SLOT_BYTES must be at least 4096");
-  shm_slot_bytes &= ~size_t{63};
-  ring_slot_bytes &= ~size_t{63};
+}
+
+CollectiveContext::CollectiveContext(Communicator& comm)
+    : shm_slot_bytes(tuning.shm_slot_bytes), ring_slot_bytes(tuning.ring_slot_bytes), all_local(comm.num_hosts() == 1) {
   scratch = comm.register_memory(kDescriptorBytes + 2 * shm_slot_bytes + 2 * ring_slot_bytes);
   peer_scratch = comm.exchange_memory(scratch);
   data.resize(comm.size());

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "mscomm/channel.hpp"
@@ -31,10 +32,18 @@ struct CallDescriptor {
 };
 static_assert(sizeof(CallDescriptor) == 64, "call descriptor must fill one cache line");
 
+// The tuning table's inputs, read once from the environment.
+struct Tuning {
+  Tuning();
+  std::string allreduce_algorithm;
+  size_t oneshot_max_bytes, shm_slot_bytes, ring_slot_bytes;
+};
+
 struct CollectiveContext {
   explicit CollectiveContext(Communicator& comm);
 
   static constexpr size_t kDescriptorBytes = 2 * sizeof(CallDescriptor);
+  Tuning tuning;
   size_t shm_slot_bytes, ring_slot_bytes;
   RegisteredMemory scratch;
   std::vector<RegisteredMemory> peer_scratch;  // every rank's scratch; mapped for same-host ranks

@@ -1,0 +1,174 @@
+"""``mscomm-bench COLLECTIVE -n N``: nccl-tests style tables, with gloo and MPI side by side.
+
+Example::
+
+    mscomm-bench allreduce -n 4 --min 4K --max 64M --check --compare gloo,mpi --json out.json
+
+Times are medians over repetitions of the slowest rank's mean time per iteration; algbw is
+bytes / time, busbw applies nccl-tests' factor (2(n-1)/n for allreduce). Ratio columns give the
+peer's time divided by mscomm's (in place), so 3.0 means mscomm is three times faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from typing import Sequence
+
+from mscomm.bench.sizes import human, parse_size, size_list
+from mscomm.launcher import run as launch
+
+COLLECTIVES = ("allreduce",)
+PEERS = ("gloo", "mpi")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mpiexec() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    found = here if os.path.exists(here) else shutil.which("mpiexec")
+    if not found:
+        raise SystemExit("mscomm-bench: --compare mpi needs mpiexec (pip install mpi4py mpich)")
+    return found
+
+
+def _worker_args(args: argparse.Namespace, sizes: list[int], out: str) -> list[str]:
+    a = ["--sizes", ",".join(map(str, sizes)), "--dtype", args.dtype, "--op", args.op, "--warmup", str(args.warmup),
+         "--reps", str(args.reps), "--out", out]
+    if args.iters:
+        a += ["--iters", str(args.iters)]
+    return a
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    sizes = size_list(parse_size(args.min), parse_size(args.max), args.factor)
+    peers = [p for p in (args.compare.split(",") if args.compare else []) if p]
+    for p in peers:
+        if p not in PEERS:
+            raise SystemExit(f"mscomm-bench: unknown --compare peer {p!r}; choose from {', '.join(PEERS)}")
+    if "gloo" in peers:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise SystemExit("mscomm-bench: --compare gloo needs torch (pip install torch==2.13.0)") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "mscomm.json")
+        wargs = _worker_args(args, sizes, out)
+        if args.check:
+            wargs.append("--check")
+        if args.algorithm:
+            wargs += ["--algorithm", args.algorithm]
+        if "gloo" in peers:
+            wargs.append("--gloo")
+        extra = {"MSCOMM_BENCH_GLOO_PORT": str(_free_port())}
+        if args.force_tcp:
+            extra["MSCOMM_FORCE_TCP"] = "1"
+        rc = launch([sys.executable, "-m", "mscomm.bench.worker", *wargs], args.nranks, extra_env=extra,
+                    timeout=args.timeout)
+        if rc != 0:
+            raise SystemExit(f"mscomm-bench: the benchmark ranks failed (exit status {rc})")
+        with open(out) as f:
+            report = json.load(f)
+        if "mpi" in peers:
+            mpi_out = os.path.join(tmp, "mpi.json")
+            cmd = [_mpiexec(), "-n", str(args.nranks), sys.executable, "-m", "mscomm.bench.mpi_worker",
+                   *_worker_args(args, sizes, mpi_out)]
+            subprocess.run(cmd, check=True, timeout=args.timeout, env={**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1",
+                                                                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+            with open(mpi_out) as f:
+                report["results"].append(json.load(f))
+    report.update(collective=args.collective, dtype=args.dtype, op=args.op, reps=args.reps)
+    return report
+
+
+def format_table(report: dict) -> str:
+    res = {r["backend"]: r for r in report["results"]}
+    ms = res["mscomm"]
+    peers = [b for b in PEERS if b in res]
+    lines = [
+        f"# mscomm-bench {report['collective']}: {report['nranks']} ranks, {report['dtype']} {report['op']}, "
+        f"median of {report['reps']} repetitions (time = slowest rank)",
+        "#" + " " * 39 + "out-of-place" + " " * 24 + "in-place" + "".join(f"{p:>20}" for p in peers),
+    ]
+    head = (f"# {'size':>8} {'count':>10} {'type':>8} {'redop':>5}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} "
+            f"{'#wrong':>6}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} {'algo':>7}")
+    head += "".join(f"  {'time(us)':>9} {'x-' + p:>8}" for p in peers)
+    lines.append(head)
+    for i, o in enumerate(ms["rows"]["out_of_place"]):
+        ip = ms["rows"]["in_place"][i]
+        wrong = "N/A" if o["wrong"] is None else str(o["wrong"])
+        line = (f"  {human(o['bytes']):>8} {o['count']:>10} {o['dtype']:>8} {o['op']:>5}  {o['time_us']:9.1f} "
+                f"{o['algbw']:6.2f} {o['busbw']:6.2f} {wrong:>6}  {ip['time_us']:9.1f} {ip['algbw']:6.2f} "
+                f"{ip['busbw']:6.2f} {ms['algorithms'][str(o['bytes'])]:>7}")
+        for p in peers:
+            pr = res[p]["rows"]["in_place"][i]
+            line += f"  {pr['time_us']:9.1f} {pr['time_us'] / ip['time_us']:8.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("mscomm-bench: --plot needs matplotlib (pip install matplotlib)") from None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in report["results"]:
+        rows = r["rows"]["in_place"]
+        ax.plot([x["bytes"] for x in rows], [x["busbw"] for x in rows], marker="o", label=r["backend"])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("bus bandwidth (GB/s)")
+    ax.set_title(f"{report['collective']}, {report['nranks']} ranks, {report['dtype']}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mscomm-bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("collective", choices=COLLECTIVES)
+    p.add_argument("-n", "--nranks", type=int, default=2, help="ranks to launch on this host (default 2)")
+    p.add_argument("--min", default="4K", help="smallest message (default 4K)")
+    p.add_argument("--max", default="64M", help="largest message (default 64M)")
+    p.add_argument("--factor", type=int, default=4, help="size multiplier between rows (default 4)")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--op", default="sum", choices=("sum", "prod", "min", "max", "avg"))
+    p.add_argument("--iters", type=int, default=None, help="iterations per repetition (default: by size)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
+    p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
+    p.add_argument("--algorithm", default=None, help="force an algorithm (auto, oneshot, rsag, ring)")
+    p.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks")
+    p.add_argument("--compare", default="", help="comma-separated peers to run in the same session: gloo,mpi")
+    p.add_argument("--json", default=None, help="write the full report as JSON")
+    p.add_argument("--plot", default=None, help="write busbw against size as a PNG")
+    p.add_argument("--timeout", type=float, default=1800, help="end the benchmark after this many seconds")
+    args = p.parse_args(argv)
+    report = run_benchmark(args)
+    print(format_table(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    if args.plot:
+        plot(report, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

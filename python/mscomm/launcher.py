@@ -1,0 +1,189 @@
+"""``mscomm-run -n N [options] [--] command ...``: run N local ranks of a job.
+
+Each rank gets ``MSCOMM_UNIQUE_ID``, ``MSCOMM_RANK``, ``MSCOMM_WORLD_SIZE``, ``MSCOMM_LOCAL_RANK``,
+``MSCOMM_LOCAL_SIZE`` and ``MSCOMM_JOB_TAG``; its output lines are prefixed with ``[rank]``.
+Ctrl-C is forwarded to every rank. When a rank fails, the others are ended and ``mscomm-run``
+exits non-zero naming the rank that failed first. At exit, shared-memory segments of the job
+left behind by killed ranks are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import glob
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Sequence
+
+_PR_SET_PDEATHSIG = 1
+_GRACE_SECONDS = 5.0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # A rank must not outlive a launcher that was killed with SIGKILL.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _pump(stream: IO[bytes], out: IO[str], prefix: str, lock: threading.Lock) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace").rstrip("\n")
+        with lock:
+            out.write(f"{prefix}{line}\n")
+            out.flush()
+    stream.close()
+
+
+def sweep_shm(job_tag: str) -> list[str]:
+    """Remove this job's shared-memory segments; returns the names removed."""
+    removed = []
+    for path in glob.glob(f"/dev/shm/mscomm-{job_tag}-*"):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def job_environment(rank: int, size: int, unique_id: str, job_tag: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of one rank (also used by tests that start ranks themselves)."""
+    env = dict(os.environ)
+    env.update(
+        MSCOMM_UNIQUE_ID=unique_id,
+        MSCOMM_RANK=str(rank),
+        MSCOMM_WORLD_SIZE=str(size),
+        MSCOMM_LOCAL_RANK=str(rank),
+        MSCOMM_LOCAL_SIZE=str(size),
+        MSCOMM_JOB_TAG=job_tag,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+def new_job(host: str = "127.0.0.1") -> tuple[str, str]:
+    """A unique id (free port, fresh secret) and a job tag for a local job."""
+    unique_id = f"mscomm://{host}:{_free_port(host)}/{secrets.token_hex(32)}"
+    return unique_id, secrets.token_hex(4)
+
+
+def run(command: Sequence[str], nranks: int, *, timeout: float | None = None, prefix: bool = True,
+        extra_env: dict[str, str] | None = None) -> int:
+    """Run ``command`` as ``nranks`` ranks; returns the exit status for the launcher."""
+    unique_id, job_tag = new_job()
+    lock = threading.Lock()
+    procs: list[subprocess.Popen[bytes]] = []
+    pumps: list[threading.Thread] = []
+    interrupted = {"signal": 0}
+
+    def forward(signum: int, _frame: object) -> None:
+        interrupted["signal"] = signum
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for rank in range(nranks):
+            p = subprocess.Popen(list(command), env=job_environment(rank, nranks, unique_id, job_tag, extra_env),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+            procs.append(p)
+            tag = f"[{rank}] " if prefix else ""
+            for stream, out in ((p.stdout, sys.stdout), (p.stderr, sys.stderr)):
+                t = threading.Thread(target=_pump, args=(stream, out, tag, lock), daemon=True)
+                t.start()
+                pumps.append(t)
+        return _supervise(procs, timeout, interrupted)
+    except FileNotFoundError as e:
+        print(f"mscomm-run: cannot start {command[0]!r}: {e.strerror}", file=sys.stderr)
+        return 127
+    finally:
+        _end_all(procs)
+        for t in pumps:
+            t.join(timeout=2)
+        for s, h in old.items():
+            signal.signal(s, h)
+        removed = sweep_shm(job_tag)
+        if removed:
+            print(f"mscomm-run: removed {len(removed)} shared-memory segment(s) left by ended ranks", file=sys.stderr)
+
+
+def _supervise(procs: list[subprocess.Popen[bytes]], timeout: float | None, interrupted: dict[str, int]) -> int:
+    start = time.monotonic()
+    while True:
+        codes = [p.poll() for p in procs]
+        failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+        if interrupted["signal"]:
+            _end_all(procs)
+            print("mscomm-run: interrupted; all ranks ended", file=sys.stderr)
+            return 128 + interrupted["signal"]
+        if failed:
+            rank, code = failed[0]
+            others = [r for r, c in enumerate(codes) if c is None]
+            _end_all(procs)
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            extra = f"; ended ranks {others}" if others else ""
+            print(f"mscomm-run: rank {rank} failed first: it {how}{extra}", file=sys.stderr)
+            return code if code > 0 else 128 - code
+        if all(c == 0 for c in codes):
+            return 0
+        if timeout is not None and time.monotonic() - start > timeout:
+            running = [r for r, c in enumerate(codes) if c is None]
+            _end_all(procs)
+            print(f"mscomm-run: timed out after {timeout:g} s; ranks still running: {running}", file=sys.stderr)
+            return 124
+        time.sleep(0.02)
+
+
+def _end_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + _GRACE_SECONDS
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mscomm-run",
+        description="Run N local ranks of an mscomm job (prefixing output with the rank).",
+        usage="mscomm-run -n N [--timeout S] [--force-tcp] [--no-prefix] [--] command [args ...]",
+    )
+    parser.add_argument("-n", "--nranks", type=int, required=True, help="number of ranks to start")
+    parser.add_argument("--timeout", type=float, default=None, help="end the job after this many seconds (exit 124)")
+    parser.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks (sets MSCOMM_FORCE_TCP=1)")
+    parser.add_argument("--no-prefix", action="store_true", help="do not prefix output lines with the rank")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the program each rank runs")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given; e.g. mscomm-run -n 2 python train.py")
+    if args.nranks < 1:
+        parser.error(f"-n must be at least 1, got {args.nranks}")
+    extra = {"MSCOMM_FORCE_TCP": "1"} if args.force_tcp else None
+    return run(command, args.nranks, timeout=args.timeout, prefix=not args.no_prefix, extra_env=extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
