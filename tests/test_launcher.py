@@ -285,13 +285,15 @@ def test_launcher_timeout_exits_124_and_ends_ranks(launched):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: signal.Signals(s).name)
 def test_launcher_forwards_signal_ends_ranks_and_exits_128_plus_signal(launched, sig):
-    job = launched(["-n", "2"], PRINT_PID + """
-        import signal
+    # The handlers are installed before the pid is printed, so the signal cannot arrive too early.
+    job = launched(["-n", "2"], """
+        import os, signal, sys, time
         def note(signum, frame):
             print("got", signal.Signals(signum).name, flush=True)
             sys.exit(1)
         signal.signal(signal.SIGINT, note)
         signal.signal(signal.SIGTERM, note)
+        print("pid", os.getpid(), flush=True)
         time.sleep(60)
     """)
     pids = job.wait_for_pids(2)
