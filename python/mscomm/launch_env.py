@@ -23,6 +23,7 @@ import socket
 from dataclasses import dataclass
 
 from mscomm import _core
+from mscomm import env as registry
 from mscomm.communicator import Communicator
 from mscomm.errors import InvalidArgument
 
@@ -127,10 +128,11 @@ def create_id_on_rank0(info: LaunchInfo, host: str) -> str:
 
 
 def _env_int_registry(name: str) -> int:
-    for var, default, _ in _core.env_registry():
-        if var == name:
-            return int(os.environ.get(name) or default)
-    raise KeyError(name)
+    value = registry.get(name)
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"environment variable {name}={value!r} is not an integer") from None
 
 
 def _unique_id_torchrun(info: LaunchInfo) -> str:
