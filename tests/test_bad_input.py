@@ -536,6 +536,7 @@ def test_bad_input_many_idle_strangers_do_not_block_real_ranks():
             for s in held:
                 s.close()
 
-    job = run_job(2, LATE_JOINER, env={"MSCOMM_SHUTDOWN_TIMEOUT": "3"}, during=during, timeout=50).check_ok()
+    env = {"MSCOMM_SHUTDOWN_TIMEOUT": "3", "MSCOMM_BOOTSTRAP_TIMEOUT": "10"}
+    job = run_job(2, LATE_JOINER, env=env, during=during, timeout=50).check_ok()
     for r in range(2):
         assert job.results(r) == [{"ok": True}], job[r].describe()

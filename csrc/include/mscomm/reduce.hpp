@@ -10,8 +10,9 @@ namespace mscomm {
 
 // dst[i] = op(srcs[0][i], ..., srcs[n-1][i]), combining in the order given, so every rank that
 // reduces the same inputs gets bit-identical results. Avg sums and divides by n. dst may alias
-// any source.
-void reduce(void* dst, const void* const* srcs, int n, size_t count, DataType dtype, ReduceOp op);
+// any source. When `also` is given the result is stored there too (saves a second pass).
+void reduce(void* dst, const void* const* srcs, int n, size_t count, DataType dtype, ReduceOp op,
+            void* also = nullptr);
 
 // data[i] /= divisor (finishes an Avg that was reduced as a Sum in several steps). Integers
 // divide with truncation toward zero.

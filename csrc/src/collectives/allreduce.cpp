@@ -113,8 +113,7 @@ void rsag(Call& c) {
     sync_local(c);
     if (off == 0) check_local_descriptors(c);
     for (int r = 0; r < n; ++r) srcs[r] = r == me ? in + lo(me) : c.ctx.shm_slot(r, phase) + lo(me);
-    reduce(out + lo(me), srcs.data(), n, bytes(me) / c.es, c.dtype, c.op);
-    std::memcpy(mine + lo(me), out + lo(me), bytes(me));
+    reduce(out + lo(me), srcs.data(), n, bytes(me) / c.es, c.dtype, c.op, mine + lo(me));
     sync_local(c);
     for (int r = 0; r < n; ++r)
       if (r != me) std::memcpy(out + lo(r), c.ctx.shm_slot(r, phase) + lo(r), bytes(r));

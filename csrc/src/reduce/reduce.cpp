@@ -68,11 +68,38 @@ struct Max { template <class A> MSCOMM_INLINE A operator()(A a, A b) const { ret
 
 constexpr size_t kTile = 256;
 
-// Reduces one tile at a time into an accumulator that stays in L1.
+// out[i] = op(a[i], b[i]) (then / divisor), in one pass that stays in vector registers.
+template <class T, class Op>
+MSCOMM_INLINE void combine(T* out, const T* a, const T* b, size_t count, Op op, int divisor) {
+  using A = typename AccumOf<T>::type;
+  if (divisor > 1) {
+    const A d = static_cast<A>(divisor);
+    for (size_t i = 0; i < count; ++i) out[i] = store<T>(op(load(a[i]), load(b[i])) / d);
+  } else {
+    for (size_t i = 0; i < count; ++i) out[i] = store<T>(op(load(a[i]), load(b[i])));
+  }
+}
+
+// Where arithmetic happens in the storage type, combining pairwise in rank order gives exactly
+// the sequential result: ((s0 op s1) op s2) ...
+template <class T, class Op>
+MSCOMM_INLINE void reduce_pairwise(T* dst, const T* const* srcs, int n, size_t count, Op op, int divisor) {
+  for (size_t base = 0; base < count; base += 16 * kTile) {  // chunks stay in L1 across passes
+    const size_t m = count - base < 16 * kTile ? count - base : 16 * kTile;
+    T* out = dst + base;
+    if (n == 1) {
+      combine(out, srcs[0] + base, srcs[0] + base, m, [](auto a, auto) { return a; }, divisor);
+      continue;
+    }
+    combine(out, srcs[0] + base, srcs[1] + base, m, op, n == 2 ? divisor : 1);
+    for (int k = 2; k < n; ++k) combine(out, out, srcs[k] + base, m, op, k == n - 1 ? divisor : 1);
+  }
+}
+
+// float16/bfloat16 from more than two ranks: accumulate a tile in float32, round once.
 template <class T, class Op>
 MSCOMM_INLINE void reduce_tiles(T* dst, const T* const* srcs, int n, size_t count, Op op, int divisor) {
-  using A = typename AccumOf<T>::type;
-  A acc[kTile];
+  float acc[kTile];
   for (size_t base = 0; base < count; base += kTile) {
     const size_t m = count - base < kTile ? count - base : kTile;
     const T* s0 = srcs[0] + base;
@@ -81,25 +108,36 @@ MSCOMM_INLINE void reduce_tiles(T* dst, const T* const* srcs, int n, size_t coun
       const T* s = srcs[k] + base;
       for (size_t i = 0; i < m; ++i) acc[i] = op(acc[i], load(s[i]));
     }
-    if (divisor > 1) {
-      const A d = static_cast<A>(divisor);
-      for (size_t i = 0; i < m; ++i) acc[i] = acc[i] / d;
-    }
     T* out = dst + base;
-    for (size_t i = 0; i < m; ++i) out[i] = store<T>(acc[i]);
+    if (divisor > 1)
+      for (size_t i = 0; i < m; ++i) out[i] = store<T>(acc[i] / static_cast<float>(divisor));
+    else
+      for (size_t i = 0; i < m; ++i) out[i] = store<T>(acc[i]);
   }
 }
 
+template <class T, class Op>
+MSCOMM_INLINE void reduce_with(T* dst, T* also, const T* const* srcs, int n, size_t count, Op op, int divisor) {
+  if constexpr (std::is_same_v<T, typename AccumOf<T>::type>) {
+    reduce_pairwise(dst, srcs, n, count, op, divisor);
+  } else {
+    if (n <= 2) reduce_pairwise(dst, srcs, n, count, op, divisor);
+    else reduce_tiles(dst, srcs, n, count, op, divisor);
+  }
+  if (also) std::memcpy(also, dst, count * sizeof(T));
+}
+
 template <class T>
-MSCOMM_INLINE void reduce_typed(void* dst, const void* const* srcs, int n, size_t count, ReduceOp op) {
+MSCOMM_INLINE void reduce_typed(void* dst, void* also, const void* const* srcs, int n, size_t count, ReduceOp op) {
   T* d = static_cast<T*>(dst);
+  T* a = static_cast<T*>(also);
   const T* const* s = reinterpret_cast<const T* const*>(srcs);
   switch (op) {
-    case ReduceOp::Sum: return reduce_tiles(d, s, n, count, Sum{}, 1);
-    case ReduceOp::Avg: return reduce_tiles(d, s, n, count, Sum{}, n);
-    case ReduceOp::Prod: return reduce_tiles(d, s, n, count, Prod{}, 1);
-    case ReduceOp::Min: return reduce_tiles(d, s, n, count, Min{}, 1);
-    case ReduceOp::Max: return reduce_tiles(d, s, n, count, Max{}, 1);
+    case ReduceOp::Sum: return reduce_with(d, a, s, n, count, Sum{}, 1);
+    case ReduceOp::Avg: return reduce_with(d, a, s, n, count, Sum{}, n);
+    case ReduceOp::Prod: return reduce_with(d, a, s, n, count, Prod{}, 1);
+    case ReduceOp::Min: return reduce_with(d, a, s, n, count, Min{}, 1);
+    case ReduceOp::Max: return reduce_with(d, a, s, n, count, Max{}, 1);
   }
 }
 
@@ -112,8 +150,9 @@ MSCOMM_INLINE void divide_typed(void* data, size_t count, int divisor) {
 }
 
 #define MSCOMM_DEFINE_KERNELS(NAME, T)                                                                       \
-  MSCOMM_MULTIVERSION void reduce_##NAME(void* dst, const void* const* srcs, int n, size_t count, ReduceOp op) { \
-    reduce_typed<T>(dst, srcs, n, count, op);                                                                \
+  MSCOMM_MULTIVERSION void reduce_##NAME(void* dst, void* also, const void* const* srcs, int n, size_t count,  \
+                                         ReduceOp op) {                                                      \
+    reduce_typed<T>(dst, also, srcs, n, count, op);                                                          \
   }                                                                                                          \
   MSCOMM_MULTIVERSION void divide_##NAME(void* data, size_t count, int divisor) { divide_typed<T>(data, count, divisor); }
 
@@ -129,16 +168,16 @@ MSCOMM_DEFINE_KERNELS(f64, double)
 
 }  // namespace
 
-void reduce(void* dst, const void* const* srcs, int n, size_t count, DataType dtype, ReduceOp op) {
+void reduce(void* dst, const void* const* srcs, int n, size_t count, DataType dtype, ReduceOp op, void* also) {
   switch (dtype) {
-    case DataType::Int8: return reduce_i8(dst, srcs, n, count, op);
-    case DataType::Uint8: return reduce_u8(dst, srcs, n, count, op);
-    case DataType::Int32: return reduce_i32(dst, srcs, n, count, op);
-    case DataType::Int64: return reduce_i64(dst, srcs, n, count, op);
-    case DataType::Float16: return reduce_f16(dst, srcs, n, count, op);
-    case DataType::BFloat16: return reduce_bf16(dst, srcs, n, count, op);
-    case DataType::Float32: return reduce_f32(dst, srcs, n, count, op);
-    case DataType::Float64: return reduce_f64(dst, srcs, n, count, op);
+    case DataType::Int8: return reduce_i8(dst, also, srcs, n, count, op);
+    case DataType::Uint8: return reduce_u8(dst, also, srcs, n, count, op);
+    case DataType::Int32: return reduce_i32(dst, also, srcs, n, count, op);
+    case DataType::Int64: return reduce_i64(dst, also, srcs, n, count, op);
+    case DataType::Float16: return reduce_f16(dst, also, srcs, n, count, op);
+    case DataType::BFloat16: return reduce_bf16(dst, also, srcs, n, count, op);
+    case DataType::Float32: return reduce_f32(dst, also, srcs, n, count, op);
+    case DataType::Float64: return reduce_f64(dst, also, srcs, n, count, op);
   }
   throw InternalError("reduce: unknown dtype");
 }
