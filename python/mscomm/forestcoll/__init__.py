@@ -63,7 +63,9 @@ def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "scip
         U, caps = fixed_k(net, k, best.x_star, flow_func)
     seconds["optimal"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    logical, segments = split_switches(net.num_nodes, net.num_ranks, caps, k, flow_func, progress)
+    hosts = [topology.hosts.get(c, ("alone", i)) for i, c in enumerate(topology.compute)]
+    logical, segments = split_switches(net.num_nodes, net.num_ranks, caps, k, flow_func,
+                                       progress, hosts)
     seconds["splitting"] = time.perf_counter() - clock
     clock = time.perf_counter()
     batches = pack_trees(net.num_ranks, logical, segments, k, flow_func, progress)

@@ -65,6 +65,20 @@ class Network:
 
         return int(nx.maximum_flow_value(self._nx, s, t, flow_func=preflow_push))
 
+    def arc_flows(self, s: int, t: int) -> dict[tuple[int, int], int]:
+        """Flow on each arc (parallel arcs merged) of one maximum s-t flow."""
+        if self.flow_func == "scipy":
+            from scipy.sparse.csgraph import maximum_flow
+
+            flow = maximum_flow(self._csr, s, t).flow.tocoo()
+            return {(int(u), int(v)): int(f) for u, v, f in zip(flow.row, flow.col, flow.data)
+                    if f > 0}
+        import networkx as nx
+        from networkx.algorithms.flow import preflow_push
+
+        _, flow = nx.maximum_flow(self._nx, s, t, flow_func=preflow_push)
+        return {(u, v): f for u, out in flow.items() for v, f in out.items() if f > 0}
+
     def min_cut(self, s: int, t: int) -> tuple[int, frozenset[int]]:
         """Value of a minimum s-t cut and the source side of one (the nodes the residual
         network reaches from s)."""

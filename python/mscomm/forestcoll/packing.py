@@ -126,10 +126,16 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     i = index[(x, y)]
                     if y in in_tree or unused[i] == 0:
                         continue
-                    mu = min(batch.multiplicity, int(unused[i]), segs[(x, y)][0][1])
-                    mu = min(mu, margin(x, y))
+                    mu = min(batch.multiplicity, int(unused[i]), margin(x, y))
                     if mu <= 0:
                         continue
+                    # One switch path per tree edge: the fullest segment, or the one that
+                    # fits mu most tightly, so batches split as little as possible.
+                    options = segs[(x, y)]
+                    fits = [s for s in options if s[1] >= mu]
+                    seg = min(fits, key=lambda s: s[1]) if fits else max(options,
+                                                                        key=lambda s: s[1])
+                    mu = min(mu, seg[1])
                     if mu < batch.multiplicity:
                         batch.head -= 1  # the copy may still use x's other arcs
                         rest = batch.copy(batch.multiplicity - mu)
@@ -137,10 +143,10 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                         partial.append(rest)
                         queue.append(rest)
                         batch.multiplicity = mu
-                    path = segs[(x, y)][0][0]
-                    segs[(x, y)][0][1] -= mu
-                    if segs[(x, y)][0][1] == 0:
-                        segs[(x, y)].pop(0)
+                    seg[1] -= mu
+                    if seg[1] == 0:
+                        options.remove(seg)
+                    path = seg[0]
                     unused[i] -= mu
                     batch.edges.append((x, y, path))
                     batch.vertices.append(y)
