@@ -1,0 +1,129 @@
+"""``mscomm-plan``: generate a ForestColl schedule and write it as a plan (and MSCCL XML).
+
+Example::
+
+    mscomm-plan dgx-a100 --n-boxes 2 --collective allreduce -o plan.json --msccl plan.xml
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Optional, Sequence
+
+from ..topology import TopologyError, get
+from .plan import build_plan, save_plan
+from .ring import ring_throughput
+from .schedule import COLLECTIVES
+
+
+class _Bar:
+    """A one-line progress bar on stderr, shown only for steps that take a while."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.start, self.shown = enabled, time.perf_counter(), False
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if not self.enabled or (time.perf_counter() - self.start < 1 and not self.shown):
+            return
+        self.shown = True
+        filled = 30 * done // total
+        sys.stderr.write(f"\r{step:<20} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mscomm-plan", description="Throughput-optimal collective schedules (ForestColl).")
+    parser.add_argument("topology", help="JSON file, zoo name (e.g. dgx-a100x2), box generator "
+                        "(dgx-a100, dgx-h100, mi250, with --n-boxes) or 'local'")
+    parser.add_argument("--n-boxes", type=int, help="number of boxes (hosts)")
+    parser.add_argument("--collective", "-c", choices=COLLECTIVES, default="allreduce")
+    parser.add_argument("--k", type=int, help="trees per root (default: smallest optimal k)")
+    parser.add_argument("-o", "--output", help="write the plan JSON here")
+    parser.add_argument("--msccl", help="also write MSCCL XML here")
+    parser.add_argument("--plot", help="draw the topology and trees to this PNG")
+    parser.add_argument("--size", type=float, default=1 << 30,
+                        help="message size in bytes for the theoretical time (default 1 GiB)")
+    parser.add_argument("--no-ring", action="store_true", help="skip the ring baseline")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--flow", choices=("scipy", "networkx"), default="scipy",
+                        help="max-flow solver")
+    args = parser.parse_args(argv)
+    if args.k is not None and args.k < 1:
+        parser.error("--k must be a positive integer")
+
+    from . import generate  # after argument parsing, so --help stays fast
+
+    try:
+        topo = get(args.topology, args.n_boxes)
+    except TopologyError as exc:
+        print(f"mscomm-plan: error: {exc}", file=sys.stderr)
+        return 2
+    schedule = generate(topo, k=args.k, flow_func=args.flow,
+                        progress=_Bar(sys.stderr.isatty() and not args.json))
+    summary = schedule.summary(args.collective, args.size)
+    if not args.no_ring:
+        ring = ring_throughput(topo)
+        summary.update(ring_x=str(ring.x), ring_x_gbps=float(ring.x), ring_count=len(ring.rings),
+                       forestcoll_over_ring=float(schedule.x / ring.x))
+    written = []
+    if args.output or args.msccl:
+        plan = build_plan(schedule, args.collective)
+        if args.output:
+            save_plan(plan, args.output)
+            written.append(args.output)
+        if args.msccl:
+            from .msccl import plan_to_msccl
+
+            with open(args.msccl, "w") as f:
+                f.write(plan_to_msccl(plan))
+            written.append(args.msccl)
+    if args.plot:
+        from .plot import plot_schedule
+
+        try:
+            plot_schedule(schedule, args.plot)
+        except ImportError as exc:
+            print(f"mscomm-plan: error: {exc}", file=sys.stderr)
+            return 2
+        written.append(args.plot)
+    summary["written"] = written
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print(summary, topo, schedule)
+    return 0
+
+
+def _print(s: dict, topo, schedule) -> None:
+    cut = s["binding_cut"]
+    ranks_in = [n for n in cut if n in set(topo.compute)]
+    secs = s["generation_seconds"]
+    lines = [
+        f"topology    {topo.name}: {topo.num_ranks} ranks, {len(topo.switches)} switches, "
+        f"{len(topo.links)} links",
+        f"x*          {s['x_star']} GB/s = {s['x_star_gbps']:.4g} GB/s per shard",
+        f"k           {s['k']} trees per root ({s['tree_batches']} tree batches), "
+        f"{float(schedule.tree_bandwidth):.4g} GB/s per tree",
+        f"binding cut {len(ranks_in)} ranks + {len(cut) - len(ranks_in)} switches: "
+        f"{', '.join(cut[:6])}{' ...' if len(cut) > 6 else ''}",
+    ]
+    if s["x"] != s["x_star"]:
+        lines.append(f"x (fixed k) {s['x']} GB/s = {s['x_gbps']:.4g} GB/s")
+    lines.append(f"{s['collective']:<11} algbw {s['algbw_gbps']:.4g} GB/s, busbw "
+                 f"{s['busbw_gbps']:.4g} GB/s, {s['time_s'] * 1e3:.4g} ms for {s['bytes']:.0f} B")
+    if "ring_x" in s:
+        lines.append(f"ring        x = {s['ring_x_gbps']:.4g} GB/s with {s['ring_count']} ring(s); "
+                     f"ForestColl/ring = {s['forestcoll_over_ring']:.3g}x")
+    lines.append(f"generation  {secs['total']:.3g} s (optimal {secs['optimal']:.3g} s, splitting "
+                 f"{secs['splitting']:.3g} s, packing {secs['packing']:.3g} s)")
+    lines += [f"wrote       {path}" for path in s["written"]]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
