@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Optional, Sequence
 
 from ..topology import TopologyError, get
@@ -19,20 +18,22 @@ from .schedule import COLLECTIVES
 
 
 class _Bar:
-    """A one-line progress bar on stderr, shown only for steps that take a while."""
+    """tqdm progress bars on stderr, one per long step, appearing after the first second."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled, self.start, self.shown = enabled, time.perf_counter(), False
+        self.enabled, self.bars = enabled, {}
 
     def __call__(self, step: str, done: int, total: int) -> None:
-        if not self.enabled or (time.perf_counter() - self.start < 1 and not self.shown):
+        if not self.enabled:
             return
-        self.shown = True
-        filled = 30 * done // total
-        sys.stderr.write(f"\r{step:<20} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} ")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        from tqdm import tqdm
+
+        bar = self.bars.get(step)
+        if bar is None:
+            bar = self.bars[step] = tqdm(total=total, desc=step, delay=1.0, file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
