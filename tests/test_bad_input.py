@@ -540,3 +540,24 @@ def test_bad_input_many_idle_strangers_do_not_block_real_ranks():
     job = run_job(2, LATE_JOINER, env=env, during=during, timeout=50).check_ok()
     for r in range(2):
         assert job.results(r) == [{"ok": True}], job[r].describe()
+
+
+@pytest.mark.timeout(60)
+def test_bad_input_peer_close_does_not_satisfy_barrier():
+    # Rank 1 skips the barrier and closes: rank 0's barrier must fail, not return as if rank 1 had come.
+    job = run_job(2, '''
+comm = mscomm.init(timeout=8)
+if RANK == 0:
+    t0 = time.monotonic()
+    try:
+        comm.barrier()
+        emit({"error": None, "seconds": time.monotonic() - t0})
+    except Exception as e:
+        emit({"error": error_name(e), "message": str(e), "seconds": time.monotonic() - t0})
+else:
+    time.sleep(1)
+    comm.close()
+''', env={"MSCOMM_SHUTDOWN_TIMEOUT": "3"}, timeout=40)
+    res = job[0].results[0]
+    assert res["error"] in ("PeerFailure", "Timeout"), f"barrier returned although rank 1 never called it: {res}"
+    assert "rank 1" in res["message"] or "[1]" in res["message"], res
