@@ -17,6 +17,7 @@ void register_bootstrap(py::module_& m) {
   py::class_<Bootstrap>(m, "Bootstrap")
       .def_property_readonly("rank", &Bootstrap::rank)
       .def_property_readonly("size", &Bootstrap::size)
+      .def_property_readonly("local_host", &Bootstrap::local_host)
       .def("allgather", [](Bootstrap& b, const py::bytes& mine, double timeout) {
         std::string s = mine;
         std::vector<std::string> out;

@@ -1,18 +1,70 @@
-// Collectives on raw pointers; mscomm/collectives.py validates the arrays and calls these.
+// Collectives on raw pointers; mscomm/collectives.py validates the arrays and calls these with
+// the GIL released.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "mscomm/collectives.hpp"
 
 namespace py = pybind11;
 using namespace mscomm;
 
+namespace {
+CollectiveOptions options(const std::string& dtype, const std::string& op, int root, double timeout,
+                          const std::string& algorithm) {
+  return CollectiveOptions{parse_dtype(dtype), parse_op(op), root, timeout, algorithm};
+}
+const void* in_ptr(uintptr_t p) { return reinterpret_cast<const void*>(p); }
+void* out_ptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
+}  // namespace
+
 void register_collectives(py::module_& m) {
-  m.def("allreduce", [](Communicator& comm, uintptr_t input, uintptr_t output, size_t count, const std::string& dtype,
-                        const std::string& op, double timeout, const std::string& algorithm) {
-    AllreduceOptions opts{parse_dtype(dtype), parse_op(op), timeout, algorithm};
+  using Fn = void (*)(Communicator&, const void*, void*, size_t, const CollectiveOptions&);
+  const std::pair<const char*, Fn> in_out[] = {
+      {"allreduce", &allreduce}, {"reduce", &reduce}, {"allgather", &allgather}, {"reduce_scatter", &reduce_scatter},
+      {"alltoall", &alltoall},   {"gather", &gather}, {"scatter", &scatter},
+  };
+  for (const auto& [name, fn] : in_out) {
+    m.def(name, [fn = fn](Communicator& comm, uintptr_t input, uintptr_t output, size_t count, const std::string& dtype,
+                          const std::string& op, int root, double timeout, const std::string& algorithm) {
+      CollectiveOptions opts = options(dtype, op, root, timeout, algorithm);
+      py::gil_scoped_release nogil;
+      fn(comm, in_ptr(input), out_ptr(output), count, opts);
+    }, py::arg("comm"), py::arg("input"), py::arg("output"), py::arg("count"), py::arg("dtype"), py::arg("op") = "sum",
+       py::arg("root") = 0, py::arg("timeout") = -1.0, py::arg("algorithm") = "");
+  }
+  m.def("alltoallv", [](Communicator& comm, uintptr_t input, std::vector<size_t> send_counts, uintptr_t output,
+                        std::vector<size_t> recv_counts, const std::string& dtype, double timeout) {
+    CollectiveOptions opts = options(dtype, "sum", 0, timeout, "");
     py::gil_scoped_release nogil;
-    allreduce(comm, reinterpret_cast<const void*>(input), reinterpret_cast<void*>(output), count, opts);
-  }, py::arg("comm"), py::arg("input"), py::arg("output"), py::arg("count"), py::arg("dtype"), py::arg("op"),
-     py::arg("timeout") = -1.0, py::arg("algorithm") = "");
+    alltoallv(comm, in_ptr(input), send_counts, out_ptr(output), recv_counts, opts);
+  }, py::arg("comm"), py::arg("input"), py::arg("send_counts"), py::arg("output"), py::arg("recv_counts"),
+     py::arg("dtype"), py::arg("timeout") = -1.0);
+  m.def("broadcast", [](Communicator& comm, uintptr_t buffer, size_t count, const std::string& dtype, int root,
+                        double timeout) {
+    CollectiveOptions opts = options(dtype, "sum", root, timeout, "");
+    py::gil_scoped_release nogil;
+    broadcast(comm, out_ptr(buffer), count, opts);
+  }, py::arg("comm"), py::arg("buffer"), py::arg("count"), py::arg("dtype"), py::arg("root") = 0,
+     py::arg("timeout") = -1.0);
+  m.def("send", [](Communicator& comm, uintptr_t buffer, size_t count, const std::string& dtype, int peer, int tag,
+                   double timeout) {
+    CollectiveOptions opts = options(dtype, "sum", 0, timeout, "");
+    py::gil_scoped_release nogil;
+    send(comm, in_ptr(buffer), count, peer, tag, opts);
+  }, py::arg("comm"), py::arg("buffer"), py::arg("count"), py::arg("dtype"), py::arg("peer"), py::arg("tag") = 0,
+     py::arg("timeout") = -1.0);
+  m.def("recv", [](Communicator& comm, uintptr_t buffer, size_t count, const std::string& dtype, int peer, int tag,
+                   double timeout) {
+    CollectiveOptions opts = options(dtype, "sum", 0, timeout, "");
+    py::gil_scoped_release nogil;
+    recv(comm, out_ptr(buffer), count, peer, tag, opts);
+  }, py::arg("comm"), py::arg("buffer"), py::arg("count"), py::arg("dtype"), py::arg("peer"), py::arg("tag") = 0,
+     py::arg("timeout") = -1.0);
+  m.def("barrier", [](Communicator& comm, double timeout) {
+    CollectiveOptions opts;
+    opts.timeout_s = timeout;
+    py::gil_scoped_release nogil;
+    barrier(comm, opts);
+  }, py::arg("comm"), py::arg("timeout") = -1.0);
   m.def("allreduce_algorithm", &allreduce_algorithm, py::arg("comm"), py::arg("nbytes"), py::arg("algorithm") = "");
 }

@@ -22,7 +22,22 @@ from mscomm.errors import (
     Timeout,
 )
 from mscomm.communicator import Communicator, create_unique_id
-from mscomm.collectives import allreduce, REDUCE_OPS
+from mscomm.collectives import (
+    REDUCE_OPS,
+    allgather,
+    allreduce,
+    alltoall,
+    alltoallv,
+    barrier,
+    broadcast,
+    gather,
+    recv,
+    reduce,
+    reduce_scatter,
+    scatter,
+    send,
+)
+from mscomm.work import Work
 from mscomm.launch_env import init, finalize, get_default, is_initialized
 from mscomm.buffers import SUPPORTED_DTYPES
 
@@ -39,7 +54,19 @@ __all__ = [
     "REDUCE_OPS",
     "SUPPORTED_DTYPES",
     "Timeout",
+    "Work",
+    "allgather",
     "allreduce",
+    "alltoall",
+    "alltoallv",
+    "barrier",
+    "broadcast",
+    "gather",
+    "recv",
+    "reduce",
+    "reduce_scatter",
+    "scatter",
+    "send",
     "create_unique_id",
     "finalize",
     "get_default",

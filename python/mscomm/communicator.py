@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import weakref
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from mscomm import _core
+from mscomm import collectives
+from mscomm.work import Work
 
 _live: "weakref.WeakSet[Communicator]" = weakref.WeakSet()
 
@@ -60,6 +63,9 @@ class Communicator:
         if not isinstance(rank, int) or not isinstance(size, int):
             raise InvalidArgument(f"rank and size must be integers, got {rank!r} and {size!r}")
         self._core = _core.Communicator(rank, size, unique_id, -1.0 if timeout is None else float(timeout))
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future | None = None
+        self._splits = 0
         _live.add(self)
 
     # -- identity -------------------------------------------------------------------------
@@ -101,17 +107,86 @@ class Communicator:
         """The bootstrap (small-message allgather, barrier, send/recv of bytes)."""
         return self._core.bootstrap
 
-    # -- collectives ----------------------------------------------------------------------
-    def allreduce(self, x: Any, op: str = "sum", *, out: Any = None, timeout: float | None = None,
-                  algorithm: str | None = None) -> Any:
-        """See :func:`mscomm.allreduce`."""
-        from mscomm.collectives import allreduce
+    # -- collectives (see mscomm.collectives for the parameters) ---------------------------
+    def allreduce(self, x: Any, op: str = "sum", **kw: Any) -> Any:
+        return collectives.allreduce(x, op, comm=self, **kw)
 
-        return allreduce(x, op, out=out, comm=self, timeout=timeout, algorithm=algorithm)
+    def reduce(self, x: Any, root: int = 0, op: str = "sum", **kw: Any) -> Any:
+        return collectives.reduce(x, root, op, comm=self, **kw)
 
-    def barrier(self, timeout: float | None = None) -> None:
+    def broadcast(self, x: Any, root: int = 0, **kw: Any) -> Any:
+        return collectives.broadcast(x, root, comm=self, **kw)
+
+    def allgather(self, out: Any, x: Any, **kw: Any) -> Any:
+        return collectives.allgather(out, x, comm=self, **kw)
+
+    def reduce_scatter(self, out: Any, x: Any, op: str = "sum", **kw: Any) -> Any:
+        return collectives.reduce_scatter(out, x, op, comm=self, **kw)
+
+    def alltoall(self, out: Any, x: Any, **kw: Any) -> Any:
+        return collectives.alltoall(out, x, comm=self, **kw)
+
+    def alltoallv(self, out: Any, x: Any, send_counts: Sequence[int], recv_counts: Sequence[int] | None = None,
+                  **kw: Any) -> Any:
+        return collectives.alltoallv(out, x, send_counts, recv_counts, comm=self, **kw)
+
+    def gather(self, out: Any, x: Any, root: int = 0, **kw: Any) -> Any:
+        return collectives.gather(out, x, root, comm=self, **kw)
+
+    def scatter(self, out: Any, x: Any, root: int = 0, **kw: Any) -> Any:
+        return collectives.scatter(out, x, root, comm=self, **kw)
+
+    def send(self, x: Any, peer: int, tag: int = 0, **kw: Any) -> Any:
+        return collectives.send(x, peer, tag, comm=self, **kw)
+
+    def recv(self, x: Any, peer: int, tag: int = 0, **kw: Any) -> Any:
+        return collectives.recv(x, peer, tag, comm=self, **kw)
+
+    def barrier(self, **kw: Any) -> Any:
         """Returns once every rank has called it."""
-        self._core.bootstrap.barrier(self.timeout if timeout is None else timeout)
+        return collectives.barrier(comm=self, **kw)
+
+    def _submit(self, fn: Callable[[], None], result: Any, async_op: bool) -> Any:
+        """Run a collective now, or (async_op) in this communicator's thread, keeping issue order."""
+        if not async_op:
+            if self._pending is not None and not self._pending.done():
+                concurrent.futures.wait([self._pending])
+            fn()
+            return result
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"mscomm-rank{self.rank}")
+
+        def task() -> Any:
+            fn()
+            return result
+
+        self._pending = self._executor.submit(task)
+        return Work(self._pending)
+
+    def split(self, color: int | None, key: int = 0, timeout: float | None = None) -> "Communicator | None":
+        """Collective: a new communicator per ``color`` holding the ranks that passed it, ordered by
+        (key, rank). Ranks passing ``color=None`` take part but get None.
+        """
+        import json
+
+        boot = self._core.bootstrap
+        t = self.timeout if timeout is None else timeout
+        mine = json.dumps([color, key, self.rank]).encode()
+        everyone = [json.loads(b) for b in boot.allgather(mine, t)]
+        self._splits += 1
+        if color is None:
+            return None
+        members = sorted((k, r) for c, k, r in everyone if c == color)
+        ranks = [r for _, r in members]
+        new_rank = ranks.index(self.rank)
+        tag = (1 << 62) + self._splits
+        if new_rank == 0:
+            uid = create_unique_id(boot.local_host)
+            for r in ranks[1:]:
+                boot.send(r, tag, uid.encode())
+        else:
+            uid = boot.recv(ranks[0], tag, t).decode()
+        return Communicator(new_rank, len(ranks), uid, self.timeout)
 
     # -- building blocks for custom algorithms -------------------------------------------
     def register_memory(self, nbytes: int) -> Any:
@@ -145,6 +220,9 @@ class Communicator:
 
     def close(self) -> None:
         """Collective: waits (bounded by MSCOMM_SHUTDOWN_TIMEOUT) for the other ranks, then frees everything."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self._core.close()
 
     def __enter__(self) -> "Communicator":

@@ -1,24 +1,47 @@
-// Collective operations. Free functions taking an options object (algorithm, timeout per call);
-// every rank of the communicator must call the same collective with matching arguments.
+// Collective operations: free functions taking an options object (algorithm and timeout per
+// call). Every rank of the communicator must call the same collective with matching arguments;
+// a disagreement raises InvalidArgument on every rank. Counts are in elements of opts.dtype.
 #pragma once
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "mscomm/communicator.hpp"
 #include "mscomm/dtype.hpp"
 
 namespace mscomm {
 
-struct AllreduceOptions {
+struct CollectiveOptions {
   DataType dtype = DataType::Float32;
   ReduceOp op = ReduceOp::Sum;
-  double timeout_s = -1;      // < 0: the communicator's timeout
-  std::string algorithm;      // "" or "auto": chosen by size and transport; else oneshot, rsag, ring
+  int root = 0;
+  double timeout_s = -1;   // < 0: the communicator's timeout
+  std::string algorithm;   // "" or "auto": from the tuning table (allreduce: oneshot, rsag, ring)
 };
 
-// Reduces `count` elements of `input` across all ranks into `output` on every rank. `output` may
-// equal `input` (in place); otherwise the two must not overlap.
-void allreduce(Communicator& comm, const void* input, void* output, size_t count, const AllreduceOptions& opts);
+// output[i] = op over ranks of input[i], on every rank. output may equal input (in place).
+void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// As allreduce, but only the root receives; output is not touched on other ranks.
+void reduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// The root's buffer is copied to every rank's.
+void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveOptions& opts);
+// output (size x count) gets every rank's input in rank order; input may be output + rank*count.
+void allgather(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// input holds size x count; rank r gets op over ranks of input[r*count, +count).
+void reduce_scatter(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// input and output hold size x count: block p of input goes to rank p, block q of output came from q.
+void alltoall(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// Uneven all-to-all: send_counts[p] elements to rank p, recv_counts[q] from rank q, packed in rank order.
+void alltoallv(Communicator& comm, const void* input, const std::vector<size_t>& send_counts, void* output,
+               const std::vector<size_t>& recv_counts, const CollectiveOptions& opts);
+// The root's output (size x count) gets every rank's input in rank order.
+void gather(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// Block r of the root's input (size x count) goes to rank r's output.
+void scatter(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts);
+// Point to point. Transfers between a pair are matched in order (with their tags checked).
+void send(Communicator& comm, const void* buffer, size_t count, int peer, int tag, const CollectiveOptions& opts);
+void recv(Communicator& comm, void* buffer, size_t count, int peer, int tag, const CollectiveOptions& opts);
+void barrier(Communicator& comm, const CollectiveOptions& opts);
 
 // The algorithm allreduce would run for these arguments (for benchmarks and docs).
 std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested);

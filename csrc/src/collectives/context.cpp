@@ -4,18 +4,30 @@
 
 namespace mscomm {
 
+const char* collective_name(uint32_t c) {
+  static const char* names[] = {"?", "allreduce", "reduce", "broadcast", "allgather", "reduce_scatter",
+                                "alltoall", "alltoallv", "gather", "scatter", "send/recv", "barrier"};
+  return c < sizeof(names) / sizeof(names[0]) ? names[c] : "?";
+}
+
 Tuning::Tuning()
     : allreduce_algorithm(env_string("MSCOMM_ALLREDUCE_ALGO")),
       oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
       shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),
-      ring_slot_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES")) & ~size_t{63}) {
-  MSCOMM_CHECK_ARG(shm_slot_bytes >= 4096 && ring_slot_bytes >= 4096,
+      chunk_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES")) & ~size_t{63}) {
+  MSCOMM_CHECK_ARG(shm_slot_bytes >= 4096 && chunk_bytes >= 4096,
                    "MSCOMM_SHM_SLOT_BYTES and MSCOMM_TCP_SLOT_BYTES must be at least 4096");
 }
 
 CollectiveContext::CollectiveContext(Communicator& comm)
-    : shm_slot_bytes(tuning.shm_slot_bytes), ring_slot_bytes(tuning.ring_slot_bytes), all_local(comm.num_hosts() == 1) {
-  scratch = comm.register_memory(kDescriptorBytes + 2 * shm_slot_bytes + 2 * ring_slot_bytes);
+    : size(comm.size()),
+      descriptor_bytes(static_cast<size_t>(comm.size()) * 4 * sizeof(CallDescriptor)),
+      shm_slot_bytes(tuning.shm_slot_bytes),
+      chunk_bytes(tuning.chunk_bytes),
+      all_local(comm.num_hosts() == 1),
+      sent(comm.size()), received(comm.size()), p2p_seq(comm.size()), outgoing(comm.size()) {
+  // Every rank must compute the same offsets into every other rank's scratch: one layout for all.
+  scratch = comm.register_memory(descriptor_bytes + 2 * shm_slot_bytes + static_cast<size_t>(size) * 2 * chunk_bytes);
   peer_scratch = comm.exchange_memory(scratch);
   data.resize(comm.size());
   credit.resize(comm.size());
@@ -26,20 +38,24 @@ CollectiveContext::CollectiveContext(Communicator& comm)
   }
 }
 
-char* CollectiveContext::descriptor(int rank, uint64_t call) const {
-  return static_cast<char*>(peer_scratch[rank].data()) + (call % 2) * sizeof(CallDescriptor);
+size_t CollectiveContext::descriptor_offset(int writer, int entry) const {
+  return (static_cast<size_t>(writer) * 4 + static_cast<size_t>(entry)) * sizeof(CallDescriptor);
+}
+
+char* CollectiveContext::descriptor(int owner, int writer, int entry) const {
+  return static_cast<char*>(peer_scratch[owner].data()) + descriptor_offset(writer, entry);
 }
 
 char* CollectiveContext::shm_slot(int rank, uint64_t phase) const {
-  return static_cast<char*>(peer_scratch[rank].data()) + kDescriptorBytes + (phase % 2) * shm_slot_bytes;
+  return static_cast<char*>(peer_scratch[rank].data()) + descriptor_bytes + (phase % 2) * shm_slot_bytes;
 }
 
-size_t CollectiveContext::ring_slot_offset(uint64_t step) const {
-  return kDescriptorBytes + 2 * shm_slot_bytes + (step % 2) * ring_slot_bytes;
+size_t CollectiveContext::p2p_offset(int sender, uint64_t chunk) const {
+  return descriptor_bytes + 2 * shm_slot_bytes + (static_cast<size_t>(sender) * 2 + chunk % 2) * chunk_bytes;
 }
 
-char* CollectiveContext::ring_slot(uint64_t step) const {
-  return static_cast<char*>(scratch.data()) + ring_slot_offset(step);
+char* CollectiveContext::p2p_slot(int sender, uint64_t chunk) const {
+  return static_cast<char*>(scratch.data()) + p2p_offset(sender, chunk);
 }
 
 }  // namespace mscomm

@@ -2,9 +2,12 @@
 // allocates, registers or maps memory on the hot path.
 //
 // Scratch layout of every rank (one registered segment, exchanged with all ranks):
-//   [call descriptors: 2 x 64 B][shm slot 0][shm slot 1][ring slot 0][ring slot 1]
+//   [descriptors: size x 4 x 64 B][shm slot 0][shm slot 1][p2p slots: size x 2 x chunk]
+// Descriptor entry (w, k) holds what rank w announced: k = 0, 1 for collectives (by call
+// parity), k = 2, 3 for point-to-point transfers (by per-pair sequence parity). P2P slots
+// (s, 0..1) receive the chunks rank s sends to this rank.
 // Channels to every peer: `data` (puts and "your data is ready" signals) and `credit` ("I have
-// consumed your data, the slot is free again"), each with its own semaphore.
+// consumed your chunk, the slot is free again"), each with its own semaphore.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -17,46 +20,53 @@
 
 namespace mscomm {
 
-// What a rank is about to do; compared across ranks at the first synchronization of a call.
+// What a rank is about to do; compared with its peers' at the first synchronization of a call.
 struct CallDescriptor {
-  uint64_t call;
-  uint64_t count;
-  uint32_t collective;
+  uint64_t call;        // collectives: call number; point-to-point: per-pair sequence
+  uint64_t count;       // elements (collectives) or bytes of this pair's transfer
+  uint32_t collective;  // Collective
   uint8_t dtype;
   uint8_t op;
   uint8_t algorithm;
   uint8_t reserved;
-  int32_t root;
+  int32_t root;         // root rank, or the tag of a send/recv
   uint32_t reserved2;
   uint64_t pad[4];
 };
 static_assert(sizeof(CallDescriptor) == 64, "call descriptor must fill one cache line");
 
+enum class Collective : uint32_t {
+  Allreduce = 1, Reduce, Broadcast, Allgather, ReduceScatter, Alltoall, Alltoallv, Gather, Scatter, SendRecv, Barrier
+};
+const char* collective_name(uint32_t c);
+
 // The tuning table's inputs, read once from the environment.
 struct Tuning {
   Tuning();
   std::string allreduce_algorithm;
-  size_t oneshot_max_bytes, shm_slot_bytes, ring_slot_bytes;
+  size_t oneshot_max_bytes, shm_slot_bytes, chunk_bytes;
 };
 
 struct CollectiveContext {
   explicit CollectiveContext(Communicator& comm);
 
-  static constexpr size_t kDescriptorBytes = 2 * sizeof(CallDescriptor);
   Tuning tuning;
-  size_t shm_slot_bytes, ring_slot_bytes;
+  int size;
+  size_t descriptor_bytes, shm_slot_bytes, chunk_bytes;
   RegisteredMemory scratch;
   std::vector<RegisteredMemory> peer_scratch;  // every rank's scratch; mapped for same-host ranks
   std::vector<std::shared_ptr<Channel>> data, credit;  // by peer rank (null for this rank)
   bool all_local;
-  uint64_t shm_phase = 0;   // uses of the shm slots; slot = phase % 2
-  uint64_t ring_step = 0;   // steps of the ring; slot = step % 2
-  CallDescriptor outgoing;  // the descriptor a ring sends; must outlive the proxy's send
+  uint64_t shm_phase = 0;               // uses of the shm slots; slot = phase % 2
+  std::vector<uint64_t> sent, received;  // p2p chunks per peer; slot = chunk % 2
+  std::vector<uint64_t> p2p_seq;         // point-to-point transfers per peer
+  std::vector<CallDescriptor> outgoing;  // descriptors in flight to each peer (outlive the proxy's send)
 
-  char* descriptor(int rank, uint64_t call) const;
+  size_t descriptor_offset(int writer, int entry) const;
+  char* descriptor(int owner, int writer, int entry) const;  // owner's scratch must be mapped
   char* shm_slot(int rank, uint64_t phase) const;
-  size_t ring_slot_offset(uint64_t step) const;
-  char* ring_slot(uint64_t step) const;
+  size_t p2p_offset(int sender, uint64_t chunk) const;
+  char* p2p_slot(int sender, uint64_t chunk) const;  // in this rank's scratch
 };
 
 }  // namespace mscomm

@@ -254,7 +254,9 @@ std::vector<std::string> Bootstrap::allgather(const std::string& mine, const std
     seq = next_seq_++;
   }
   check();
-  send_frame(kAllgather, -1, seq, mine);
+  // Each contribution starts with the operation's name, so ranks that are in different
+  // operations (a bug in the caller) get a clear error instead of each other's data.
+  send_frame(kAllgather, -1, seq, what + '\0' + mine);
   net::Deadline deadline(timeout_s);
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
@@ -262,6 +264,16 @@ std::vector<std::string> Bootstrap::allgather(const std::string& mine, const std
     if (it != results_.end()) {
       auto out = std::move(it->second);
       results_.erase(it);
+      lock.unlock();
+      for (int r = 0; r < size_; ++r) {
+        size_t cut = out[r].find('\0');
+        std::string theirs = cut == std::string::npos ? "?" : out[r].substr(0, cut);
+        if (theirs != what)
+          throw InvalidArgument("bootstrap operation #" + std::to_string(seq) + ": rank " + std::to_string(rank_) +
+                                " is in '" + what + "' but rank " + std::to_string(r) + " is in '" + theirs +
+                                "'; every rank must create communicators, exchange memory and close in the same order");
+        out[r].erase(0, cut + 1);
+      }
       return out;
     }
     if (failed_.load()) throw_error(failure_.kind, failure_.message + " (during " + what + ")");

@@ -1,0 +1,92 @@
+#include "call.hpp"
+
+#include <cstring>
+
+namespace mscomm {
+
+namespace {
+std::string describe(const CallDescriptor& d) {
+  std::string s = std::string(collective_name(d.collective)) + " count=" + std::to_string(d.count) +
+                  " dtype=" + dtype_name(static_cast<DataType>(d.dtype));
+  auto c = static_cast<Collective>(d.collective);
+  if (c == Collective::Allreduce || c == Collective::Reduce || c == Collective::ReduceScatter)
+    s += std::string(" op=") + op_name(static_cast<ReduceOp>(d.op));
+  if (c == Collective::Reduce || c == Collective::Broadcast || c == Collective::Gather || c == Collective::Scatter)
+    s += " root=" + std::to_string(d.root);
+  if (c == Collective::SendRecv) s += " tag=" + std::to_string(d.root);
+  return s;
+}
+}  // namespace
+
+void Call::check(int peer, const char* raw, const CallDescriptor& expected) const {
+  CallDescriptor theirs;
+  std::memcpy(&theirs, raw, sizeof(theirs));
+  if (theirs.call == expected.call && theirs.count == expected.count && theirs.collective == expected.collective &&
+      theirs.dtype == expected.dtype && theirs.op == expected.op && theirs.root == expected.root &&
+      theirs.algorithm == expected.algorithm)
+    return;
+  const bool p2p = expected.collective == static_cast<uint32_t>(Collective::SendRecv);
+  std::string what = p2p ? "send/recv between ranks " + std::to_string(peer) + " and " + std::to_string(rank)
+                         : std::string(collective_name(expected.collective)) + " #" + std::to_string(expected.call);
+  std::string hint = theirs.call != expected.call
+                         ? (p2p ? " (and a different number of earlier transfers between them)"
+                                : " (and a different number of earlier collectives)")
+                         : "";
+  comm.fail_everywhere(ErrorKind::InvalidArgument,
+                       what + ": arguments differ across ranks: rank " + std::to_string(rank) + " expects " +
+                           describe(expected) + ", rank " + std::to_string(peer) + " passed " + describe(theirs) + hint +
+                           ". Every rank must call the same collective with matching count, dtype, op and root.");
+}
+
+void Call::sync_local() const {
+  for (int p : comm.local_ranks())
+    if (p != rank) ctx.data[p]->signal();
+  for (int p : comm.local_ranks())
+    if (p != rank) ctx.data[p]->wait(timeout);
+}
+
+void Call::publish_descriptor() const {
+  std::memcpy(ctx.descriptor(rank, rank, static_cast<int>(desc.call % 2)), &desc, sizeof(desc));
+}
+
+void Call::check_local_descriptors() const {
+  for (int p : comm.local_ranks())
+    if (p != rank) check(p, ctx.descriptor(p, p, static_cast<int>(desc.call % 2)), desc);
+}
+
+void check_no_overlap(const char* what, const void* a, size_t na, const void* b, size_t nb) {
+  auto pa = static_cast<const char*>(a);
+  auto pb = static_cast<const char*>(b);
+  if (pa == pb || na == 0 || nb == 0 || pa + na <= pb || pb + nb <= pa) return;
+  throw InvalidArgument(std::string(what) + ": input and output overlap without being the same buffer");
+}
+
+void check_root(const char* what, int root, int size) {
+  if (root < 0 || root >= size)
+    throw InvalidArgument(std::string(what) + ": root " + std::to_string(root) + " is not a rank of this " +
+                          std::to_string(size) + "-rank communicator");
+}
+
+void run_collective(Communicator& comm, Collective what, size_t count, DataType dtype, ReduceOp op, int root,
+                    double timeout_s, uint8_t algorithm, const std::function<void(Call&)>& algorithm_fn) {
+  MSCOMM_CHECK_ARG(!comm.closed(), std::string(collective_name(static_cast<uint32_t>(what))) + ": the communicator is closed");
+  comm.health().check();
+  CollectiveContext& ctx = comm.collectives();
+  Call c{comm, ctx, timeout_s > 0 ? timeout_s : comm.timeout(), {}, comm.rank(), comm.size(), dtype_size(dtype)};
+  const bool p2p = what == Collective::SendRecv;
+  c.desc.call = p2p ? 0 : comm.next_call();
+  c.desc.count = count;
+  c.desc.collective = static_cast<uint32_t>(what);
+  c.desc.dtype = static_cast<uint8_t>(dtype);
+  c.desc.op = static_cast<uint8_t>(op);
+  c.desc.algorithm = algorithm;
+  c.desc.root = root;
+  try {
+    algorithm_fn(c);
+  } catch (const Error& e) {
+    comm.health().fail(e.kind(), std::string(e.what()) + " [the communicator cannot be used after this error]");
+    throw;
+  }
+}
+
+}  // namespace mscomm

@@ -1,0 +1,39 @@
+// One collective call in flight: its communicator, scratch, time limit and descriptor, and the
+// steps every algorithm shares (argument agreement, same-host sync).
+#pragma once
+#include <functional>
+#include <string>
+
+#include "context.hpp"
+#include "mscomm/communicator.hpp"
+
+namespace mscomm {
+
+struct Call {
+  Communicator& comm;
+  CollectiveContext& ctx;
+  double timeout;
+  CallDescriptor desc;
+  int rank, size;
+  size_t es;  // element size
+
+  // Compares a peer's descriptor with `expected`; on disagreement every rank fails with a message
+  // showing both sides.
+  void check(int peer, const char* raw, const CallDescriptor& expected) const;
+  // Every same-host rank signals every other and waits for all of them.
+  void sync_local() const;
+  // Writes this call's descriptor where same-host peers read it, and checks theirs (after a sync).
+  void publish_descriptor() const;
+  void check_local_descriptors() const;
+};
+
+// Validates the common arguments, then runs `algorithm` on a fresh Call. Any error inside leaves
+// the communicator unusable (the ranks no longer agree on semaphore counts).
+void run_collective(Communicator& comm, Collective what, size_t count, DataType dtype, ReduceOp op, int root,
+                    double timeout_s, uint8_t algorithm, const std::function<void(Call&)>& algorithm_fn);
+
+// Checks that [a, a+na) and [b, b+nb) are the same buffer or do not overlap.
+void check_no_overlap(const char* what, const void* a, size_t na, const void* b, size_t nb);
+void check_root(const char* what, int root, int size);
+
+}  // namespace mscomm
