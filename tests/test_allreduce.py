@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_job, transports_env
+from harness import run_job, transports_env
 
 # Rank code: for each case, every rank builds every rank's input from a shared seed, so each
 # computes the reference itself; it reports the ids of failing cases and a digest of its results

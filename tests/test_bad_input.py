@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import mscomm
-from conftest import run_job, transports_env
+from harness import run_job, transports_env
 
 IN_PLACE = "allreduce: x (in place; pass out= to keep x)"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_job, transports_env
+from harness import run_job, transports_env
 
 SETUP = r'''
 comm = mscomm.init()

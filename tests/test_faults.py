@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import run_job, transports_env
+from harness import run_job, transports_env
 
 FAULT_ENV = {"MSCOMM_SHUTDOWN_TIMEOUT": "3", "MSCOMM_BOOTSTRAP_TIMEOUT": "20"}
 DETECT_SECONDS = 10.0

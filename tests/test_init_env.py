@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from conftest import RESULT_MARK, run_job
+from harness import RESULT_MARK, run_job
 from mscomm.launch_env import expand_nodelist
 
 LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",

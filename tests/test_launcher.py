@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import mscomm_segments
+from harness import mscomm_segments
 
 LAUNCHER = [sys.executable, "-m", "mscomm.launcher"]
 

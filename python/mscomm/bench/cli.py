@@ -22,9 +22,9 @@ import tempfile
 from typing import Sequence
 
 from mscomm.bench.sizes import human, parse_size, size_list
+from mscomm.bench.specs import COLLECTIVES
 from mscomm.launcher import run as launch
 
-COLLECTIVES = ("allreduce",)
 PEERS = ("gloo", "mpi")
 
 
@@ -43,8 +43,8 @@ def _mpiexec() -> str:
 
 
 def _worker_args(args: argparse.Namespace, sizes: list[int], out: str) -> list[str]:
-    a = ["--sizes", ",".join(map(str, sizes)), "--dtype", args.dtype, "--op", args.op, "--warmup", str(args.warmup),
-         "--reps", str(args.reps), "--out", out]
+    a = ["--collective", args.collective, "--sizes", ",".join(map(str, sizes)), "--dtype", args.dtype, "--op", args.op,
+         "--warmup", str(args.warmup), "--reps", str(args.reps), "--out", out]
     if args.iters:
         a += ["--iters", str(args.iters)]
     return a
@@ -95,24 +95,30 @@ def format_table(report: dict) -> str:
     res = {r["backend"]: r for r in report["results"]}
     ms = res["mscomm"]
     peers = [b for b in PEERS if b in res]
+    allreduce = "in_place" in ms
     lines = [
         f"# mscomm-bench {report['collective']}: {report['nranks']} ranks, {report['dtype']} {report['op']}, "
-        f"median of {report['reps']} repetitions (time = slowest rank)",
-        "#" + " " * 39 + "out-of-place" + " " * 24 + "in-place" + "".join(f"{p:>20}" for p in peers),
+        f"median of {report['reps']} repetitions (time = slowest rank; x-peer = peer time / mscomm time)",
     ]
     head = (f"# {'size':>8} {'count':>10} {'type':>8} {'redop':>5}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} "
-            f"{'#wrong':>6}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} {'algo':>7}")
-    head += "".join(f"  {'time(us)':>9} {'x-' + p:>8}" for p in peers)
+            f"{'#wrong':>6}")
+    if allreduce:
+        head += f"  {'inplace':>9} {'busbw':>6} {'algo':>7}"
+    head += "".join(f"  {p + '(us)':>10} {'x-' + p:>7}" for p in peers)
     lines.append(head)
-    for i, o in enumerate(ms["rows"]["out_of_place"]):
-        ip = ms["rows"]["in_place"][i]
+    for i, o in enumerate(ms["rows"]):
         wrong = "N/A" if o["wrong"] is None else str(o["wrong"])
         line = (f"  {human(o['bytes']):>8} {o['count']:>10} {o['dtype']:>8} {o['op']:>5}  {o['time_us']:9.1f} "
-                f"{o['algbw']:6.2f} {o['busbw']:6.2f} {wrong:>6}  {ip['time_us']:9.1f} {ip['algbw']:6.2f} "
-                f"{ip['busbw']:6.2f} {ms['algorithms'][str(o['bytes'])]:>7}")
+                f"{o['algbw']:6.2f} {o['busbw']:6.2f} {wrong:>6}")
+        if allreduce:
+            ip = ms["in_place"][i]
+            line += f"  {ip['time_us']:9.1f} {ip['busbw']:6.2f} {ms['algorithms'][str(o['bytes'])]:>7}"
         for p in peers:
-            pr = res[p]["rows"]["in_place"][i]
-            line += f"  {pr['time_us']:9.1f} {pr['time_us'] / ip['time_us']:8.2f}"
+            pr = res[p]["rows"][i]
+            if "error" in pr:
+                line += f"  {'n/a':>10} {'':>7}"
+            else:
+                line += f"  {pr['time_us']:10.1f} {pr['time_us'] / o['time_us']:7.2f}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -127,7 +133,7 @@ def plot(report: dict, path: str) -> None:
         raise SystemExit("mscomm-bench: --plot needs matplotlib (pip install matplotlib)") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in report["results"]:
-        rows = r["rows"]["in_place"]
+        rows = [x for x in r["rows"] if "error" not in x]
         ax.plot([x["bytes"] for x in rows], [x["busbw"] for x in rows], marker="o", label=r["backend"])
     ax.set_xscale("log", base=2)
     ax.set_xlabel("message size (bytes)")
@@ -153,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
-    p.add_argument("--algorithm", default=None, help="force an algorithm (auto, oneshot, rsag, ring)")
+    p.add_argument("--algorithm", default=None, help="allreduce: force an algorithm (auto, oneshot, rsag, ring)")
     p.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks")
     p.add_argument("--compare", default="", help="comma-separated peers to run in the same session: gloo,mpi")
     p.add_argument("--json", default=None, help="write the full report as JSON")

@@ -32,17 +32,6 @@ def human(nbytes: int) -> str:
     return f"{nbytes}B"
 
 
-def busbw_factor(collective: str, nranks: int) -> float:
-    """nccl-tests' bus bandwidth factor: busbw = algbw * factor."""
-    if nranks <= 1:
-        return 1.0
-    if collective == "allreduce":
-        return 2.0 * (nranks - 1) / nranks
-    if collective in ("allgather", "reduce_scatter", "alltoall"):
-        return (nranks - 1) / nranks
-    return 1.0
-
-
 def iterations_for(nbytes: int) -> int:
     """Iterations per timed repetition: more for small messages, at least 3."""
     return int(max(3, min(1000, (64 << 20) // max(nbytes, 1 << 12) // 4)))

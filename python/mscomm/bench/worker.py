@@ -13,15 +13,16 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 import mscomm
-from mscomm.bench.sizes import busbw_factor, iterations_for
+from mscomm.bench.sizes import iterations_for
+from mscomm.bench.specs import buffers, busbw_factor, gloo_call, mscomm_call
 
 
-def _dtype(name: str) -> np.dtype:
+def np_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
         import ml_dtypes
 
@@ -29,23 +30,13 @@ def _dtype(name: str) -> np.dtype:
     return np.dtype(name)
 
 
-def pattern(count: int, rank: int, dtype: np.dtype) -> np.ndarray:
-    """Small integers, so sums over up to 8 ranks are exact in every dtype."""
-    return ((np.arange(count) % 5) + rank % 3).astype(dtype)
-
-
-def expected_sum(count: int, nranks: int, dtype: np.dtype) -> np.ndarray:
-    base = np.arange(count) % 5
-    return (base * nranks + sum(r % 3 for r in range(nranks))).astype(dtype)
-
-
 class Timer:
     """Times `fn` over repetitions aligned by `barrier`, taking the slowest rank each time."""
 
-    def __init__(self, barrier: Callable[[], None], max_over_ranks: Callable[[float], float], reps: int) -> None:
+    def __init__(self, barrier: Callable[[], Any], max_over_ranks: Callable[[float], float], reps: int) -> None:
         self.barrier, self.max_over_ranks, self.reps = barrier, max_over_ranks, reps
 
-    def measure(self, fn: Callable[[], None], iters: int, warmup: int) -> list[float]:
+    def measure(self, fn: Callable[[], Any], iters: int, warmup: int) -> list[float]:
         for _ in range(warmup):
             fn()
         times = []
@@ -58,45 +49,62 @@ class Timer:
         return times
 
 
-def row(nbytes: int, count: int, dtype: str, op: str, nranks: int, times: list[float], wrong: int | None) -> dict:
+def row(collective: str, nbytes: int, count: int, args: argparse.Namespace, nranks: int, times: list[float],
+        wrong: int | None) -> dict:
     med = statistics.median(times)
     algbw = nbytes / med / 1e9 if med > 0 else 0.0
     return {
-        "bytes": nbytes, "count": count, "dtype": dtype, "op": op,
+        "bytes": nbytes, "count": count, "dtype": args.dtype, "op": args.op,
         "time_us": med * 1e6, "time_us_min": min(times) * 1e6, "time_us_max": max(times) * 1e6,
-        "algbw": algbw, "busbw": algbw * busbw_factor("allreduce", nranks), "wrong": wrong,
+        "algbw": algbw, "busbw": algbw * busbw_factor(collective, nranks), "wrong": wrong,
     }
 
 
+def count_wrong(collective: str, b: Any) -> int | None:
+    got = b.x if collective == "broadcast" else b.out
+    if b.expected is None:
+        return 0
+    return int(np.count_nonzero(got != b.expected))
+
+
 def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
-    dt = _dtype(args.dtype)
+    dt = np_dtype(args.dtype)
     boot = comm.bootstrap
 
     def max_over_ranks(v: float) -> float:
-        return max(float(b.decode()) for b in boot.allgather(repr(v).encode(), comm.timeout))
+        return max(float(x.decode()) for x in boot.allgather(repr(v).encode(), comm.timeout))
 
     timer = Timer(lambda: boot.barrier(comm.timeout), max_over_ranks, args.reps)
-    rows: dict[str, list[dict]] = {"out_of_place": [], "in_place": []}
+    rows: list[dict] = []
+    inplace: list[dict] = []
     for nbytes in args.sizes:
-        count = nbytes // dt.itemsize
-        x, out = pattern(count, comm.rank, dt), np.empty(count, dt)
+        b = buffers(args.collective, nbytes, comm.rank, comm.size, dt)
         iters = iterations_for(nbytes) if args.iters is None else args.iters
-        algo = args.algorithm
-        t_oop = timer.measure(lambda: mscomm.allreduce(x, args.op, out=out, comm=comm, algorithm=algo), iters, args.warmup)
+        call = mscomm_call(args.collective, comm, b, args.op, args.algorithm)
         wrong = None
         if args.check:
-            mscomm.allreduce(x, args.op, out=out, comm=comm, algorithm=algo)
-            wrong = int(np.count_nonzero(out != expected_sum(count, comm.size, dt))) if args.op == "sum" else None
-        y = x.copy()
-        t_ip = timer.measure(lambda: mscomm.allreduce(y, args.op, comm=comm, algorithm=algo), iters, args.warmup)
-        rows["out_of_place"].append(row(nbytes, count, args.dtype, args.op, comm.size, t_oop, wrong))
-        rows["in_place"].append(row(nbytes, count, args.dtype, args.op, comm.size, t_ip, None))
+            if args.collective == "broadcast" and comm.rank != 0:
+                b.x[:] = 0
+            call()
+            wrong = count_wrong(args.collective, b) if args.op == "sum" else None
+        times = timer.measure(call, iters, args.warmup)
+        rows.append(row(args.collective, nbytes, b.x.size, args, comm.size, times, wrong))
+        if args.collective == "allreduce":  # also in place, as nccl-tests reports
+            y = b.x.copy()
+            t = timer.measure(lambda: mscomm.allreduce(y, args.op, comm=comm, algorithm=args.algorithm), iters,
+                              args.warmup)
+            inplace.append(row(args.collective, nbytes, b.x.size, args, comm.size, t, None))
         if comm.rank == 0 and args.progress:
             print(f"mscomm {nbytes} B done", file=sys.stderr, flush=True)
-    from mscomm import _core
+    result = {"backend": "mscomm", "rows": rows}
+    if inplace:
+        result["in_place"] = inplace
+    if args.collective == "allreduce":
+        from mscomm import _core
 
-    algos = {str(n): _core.allreduce_algorithm(comm._core, n, args.algorithm or "") for n in args.sizes}
-    return {"backend": "mscomm", "rows": rows, "algorithms": algos}
+        result["algorithms"] = {str(nb): _core.allreduce_algorithm(comm._core, nb, args.algorithm or "")
+                                for nb in args.sizes}
+    return result
 
 
 def run_gloo(args: argparse.Namespace, rank: int, size: int) -> dict:
@@ -105,9 +113,6 @@ def run_gloo(args: argparse.Namespace, rank: int, size: int) -> dict:
 
     store = dist.TCPStore("127.0.0.1", int(os.environ["MSCOMM_BENCH_GLOO_PORT"]), size, is_master=(rank == 0))
     dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
-    ops = {"sum": dist.ReduceOp.SUM, "prod": dist.ReduceOp.PRODUCT, "min": dist.ReduceOp.MIN,
-           "max": dist.ReduceOp.MAX, "avg": dist.ReduceOp.SUM}
-    tdt = getattr(torch, args.dtype)
     slot = torch.zeros(1, dtype=torch.float64)
 
     def max_over_ranks(v: float) -> float:
@@ -116,21 +121,23 @@ def run_gloo(args: argparse.Namespace, rank: int, size: int) -> dict:
         return float(slot[0])
 
     timer = Timer(dist.barrier, max_over_ranks, args.reps)
+    dt = np_dtype(args.dtype)
     rows = []
     for nbytes in args.sizes:
-        count = nbytes // tdt.itemsize
-        x = torch.ones(count, dtype=tdt)
+        b = buffers(args.collective, nbytes, rank, size, dt)
         iters = iterations_for(nbytes) if args.iters is None else args.iters
-        t = timer.measure(lambda: dist.all_reduce(x, op=ops[args.op]), iters, args.warmup)
-        rows.append(row(nbytes, count, args.dtype, args.op, size, t, None))
-        if rank == 0 and args.progress:
-            print(f"gloo {nbytes} B done", file=sys.stderr, flush=True)
+        try:
+            t = timer.measure(gloo_call(args.collective, b, args.op), iters, args.warmup)
+            rows.append(row(args.collective, nbytes, b.x.size, args, size, t, None))
+        except (RuntimeError, ValueError) as e:  # gloo lacks some collectives for some dtypes
+            rows.append({"bytes": nbytes, "error": str(e).splitlines()[0]})
     dist.destroy_process_group()
-    return {"backend": "gloo", "rows": {"in_place": rows}}
+    return {"backend": "gloo", "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mscomm.bench.worker")
+    p.add_argument("--collective", default="allreduce")
     p.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], required=True)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--op", default="sum")
