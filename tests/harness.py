@@ -81,6 +81,7 @@ def run_job(nranks: int, code: str, *, env: dict | None = None, timeout: float =
     blocking it.
     """
     unique_id, job_tag = new_job()
+    STARTED_TAGS.append(job_tag)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(PRELUDE + textwrap.dedent(code))
         script = f.name
@@ -116,8 +117,16 @@ def run_job(nranks: int, code: str, *, env: dict | None = None, timeout: float =
     return Job(results, unique_id, job_tag)
 
 
-def mscomm_segments() -> set[str]:
-    return set(glob.glob("/dev/shm/mscomm-*"))
+# Job tags of every job this test session started; conftest checks that none left segments.
+STARTED_TAGS: list[str] = []
+# Communicators created inside the pytest process itself get this session's own tag, so
+# concurrent test sessions on one machine never count each other's segments.
+SESSION_TAG = f"pytest{os.getpid()}"
+os.environ["MSCOMM_JOB_TAG"] = SESSION_TAG
+
+
+def mscomm_segments(tags: Iterable[str]) -> set[str]:
+    return {path for tag in tags for path in glob.glob(f"/dev/shm/mscomm-{tag}-*")}
 
 
 def transports_env(transport: str) -> dict:

@@ -559,5 +559,8 @@ else:
     comm.close()
 ''', env={"MSCOMM_SHUTDOWN_TIMEOUT": "3"}, timeout=40)
     res = job[0].results[0]
-    assert res["error"] in ("PeerFailure", "Timeout"), f"barrier returned although rank 1 never called it: {res}"
+    # PeerFailure/Timeout when rank 1 is gone or silent; InvalidArgument when rank 0 finds rank 1
+    # in close() while itself in another operation (the message names both).
+    assert res["error"] in ("PeerFailure", "Timeout", "InvalidArgument"), \
+        f"barrier returned although rank 1 never called it: {res}"
     assert "rank 1" in res["message"] or "[1]" in res["message"], res

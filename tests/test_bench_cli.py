@@ -26,9 +26,9 @@ def run_bench(tmp_path, *extra: str) -> dict:
     return json.loads(out.read_text())
 
 
-def check_rows(rows: list[dict], nranks: int, *, checked: bool) -> None:
+def check_rows(rows: list[dict], nranks: int, *, checked: bool, factor: float | None = None) -> None:
     assert [r["bytes"] for r in rows] == SIZES
-    factor = 2 * (nranks - 1) / nranks
+    factor = 2 * (nranks - 1) / nranks if factor is None else factor
     for r in rows:
         assert r["count"] == r["bytes"] // 4 and r["dtype"] == "float32" and r["op"] == "sum", r
         assert r["time_us"] > 0 and r["algbw"] > 0 and r["busbw"] > 0, r
@@ -50,9 +50,8 @@ def test_bench_allreduce_json_report(tmp_path, capfd, nranks, transport):
     assert report["nranks"] == nranks
     assert report["collective"] == "allreduce"
     ms = by_backend(report)["mscomm"]
-    check_rows(ms["rows"]["out_of_place"], nranks, checked=True)
-    check_rows(ms["rows"]["in_place"], nranks, checked=False)
-    assert all(r["wrong"] in (0, None) for r in ms["rows"]["in_place"])
+    check_rows(ms["rows"], nranks, checked=True)
+    check_rows(ms["in_place"], nranks, checked=True)
     algos = {str(b) for b in SIZES}
     assert set(ms["algorithms"]) >= algos, ms["algorithms"]
     valid = {"oneshot", "rsag", "ring"} if transport == "shm" else {"ring"}
@@ -69,7 +68,7 @@ def test_bench_compare_gloo_adds_backend(tmp_path, capfd):
     report = run_bench(tmp_path, "-n", "2", "--compare", "gloo")
     res = by_backend(report)
     assert set(res) == {"mscomm", "gloo"}
-    check_rows(res["gloo"]["rows"]["in_place"], 2, checked=False)
+    check_rows(res["gloo"]["rows"], 2, checked=False)
     assert "x-gloo" in capfd.readouterr().out
 
 
@@ -82,14 +81,26 @@ def test_bench_compare_mpi_adds_backend(tmp_path, capfd):
     report = run_bench(tmp_path, "-n", "2", "--compare", "mpi")
     res = by_backend(report)
     assert set(res) == {"mscomm", "mpi"}
-    check_rows(res["mpi"]["rows"]["in_place"], 2, checked=False)
+    check_rows(res["mpi"]["rows"], 2, checked=False)
     assert "x-mpi" in capfd.readouterr().out
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("collective", ["reduce", "broadcast", "allgather", "reduce_scatter", "alltoall", "gather",
+                                        "scatter", "sendrecv"])
+def test_bench_every_collective_checks_results(tmp_path, collective):
+    out = tmp_path / "report.json"
+    assert main([collective, "-n", "3", "--min", "4K", "--max", "64K", "--factor", "4", "--reps", "2", "--warmup",
+                 "1", "--iters", "3", "--check", "--json", str(out)]) == 0
+    rows = by_backend(json.loads(out.read_text()))["mscomm"]["rows"]
+    assert [r["wrong"] for r in rows] == [0, 0, 0], rows
+    assert all(r["busbw"] > 0 for r in rows)
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("argv", [
-    ["broadcast", "-n", "2"],
-    ["allgather"],
+    ["allgatherv", "-n", "2"],
+    ["bcast"],
     [],
 ], ids=["unknown-collective", "other-unknown-collective", "no-collective"])
 def test_bench_bad_collective_is_usage_error(capsys, argv):

@@ -41,14 +41,18 @@ def _check_op(op: Any) -> str:
 
 
 def _timeout(timeout: float | None) -> float:
-    return -1.0 if timeout is None else float(timeout)
+    """Seconds for the C++ core; -1 means the communicator's timeout."""
+    if timeout is None:
+        return -1.0
+    if not timeout > 0:
+        raise InvalidArgument(f"timeout must be positive (seconds), got {timeout!r}")
+    return float(timeout)
 
 
 def _match(what: str, out: Buffer, x: Buffer, count: int) -> None:
     if out.dtype != x.dtype or out.count != count:
-        raise InvalidArgument(
-            f"{what}: out has {out.count} x {out.dtype}, expected {count} x {x.dtype}"
-        )
+        need = f"x has {x.count} x {x.dtype}" if count == x.count else f"needs {count} x {x.dtype}"
+        raise InvalidArgument(f"{what}: out has {out.count} x {out.dtype} but {need}")
 
 
 def _run(comm: Any, async_op: bool, fn: Callable[[], None], result: Any) -> Any:

@@ -62,6 +62,8 @@ class Communicator:
 
         if not isinstance(rank, int) or not isinstance(size, int):
             raise InvalidArgument(f"rank and size must be integers, got {rank!r} and {size!r}")
+        if timeout is not None and not timeout > 0:
+            raise InvalidArgument(f"timeout must be positive (seconds), got {timeout!r}")
         self._core = _core.Communicator(rank, size, unique_id, -1.0 if timeout is None else float(timeout))
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None

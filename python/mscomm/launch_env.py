@@ -68,19 +68,24 @@ def detect() -> LaunchInfo:
 
 
 def expand_nodelist(nodelist: str) -> list[str]:
-    """Expand a Slurm node list such as ``node[01-03,07],gpu5`` into host names."""
+    """Expand a Slurm node list such as ``node[01-03,07],rack[1-2]-n[1-2]`` into host names."""
     hosts: list[str] = []
-    for part in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,]*", nodelist):
-        m = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", part)
-        if not m:
-            hosts.append(part)
-            continue
-        prefix, ranges, suffix = m.groups()
-        for r in ranges.split(","):
-            lo, _, hi = r.partition("-")
-            for i in range(int(lo), int(hi or lo) + 1):
-                hosts.append(f"{prefix}{str(i).zfill(len(lo))}{suffix}")
+    for part in re.findall(r"(?:[^,\[]|\[[^\]]*\])+", nodelist):
+        hosts.extend(_expand_one(part))
     return hosts
+
+
+def _expand_one(name: str) -> list[str]:
+    m = re.search(r"\[([^\]]*)\]", name)
+    if not m:
+        return [name]
+    prefix, suffix = name[:m.start()], name[m.end():]
+    out = []
+    for r in m.group(1).split(","):
+        lo, _, hi = r.partition("-")
+        for i in range(int(lo), int(hi or lo) + 1):
+            out.extend(_expand_one(f"{prefix}{str(i).zfill(len(lo))}{suffix}"))
+    return out
 
 
 def _secret_id(host: str, port: int, where: str) -> str:

@@ -60,6 +60,8 @@ class Bootstrap {
 
   // Tells every rank that this one failed; their blocked calls raise an error of the same kind.
   void report_failure(ErrorKind kind, const std::string& message);
+  // Ends this rank's current and later waits with Aborted (other ranks are not told).
+  void abort(const std::string& message) { record_failure(ErrorKind::Aborted, message); }
   // Throws if any rank reported a failure or died, or the connection to rank 0 is gone.
   void check() const;
   // Non-zero once a failure is known; cheap to poll from spin loops.

@@ -27,6 +27,7 @@ class Health {
     return !failed_.load(std::memory_order_relaxed) && !peer_failed_->load(std::memory_order_relaxed);
   }
   void check() const;  // throws the recorded failure, if any
+  bool peer_reported_failure() const { return peer_failed_->load(std::memory_order_acquire) != 0; }
   int rank() const { return rank_; }
   void set_spin(int spin) { spin_ = spin; }
 

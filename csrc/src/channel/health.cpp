@@ -16,11 +16,11 @@ void Health::fail(ErrorKind kind, const std::string& message) {
 }
 
 void Health::check() const {
+  bootstrap_->check();  // a failure some rank reported names the cause: prefer it
   if (failed_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(mu_);
     throw_error(kind_, message_);
   }
-  bootstrap_->check();
 }
 
 void Health::throw_timeout(const std::string& what, double waited) const {

@@ -146,6 +146,9 @@ void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, 
 }
 
 uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
+  static const char* const known[] = {"auto", "oneshot", "rsag", "ring"};
+  if (!requested.empty() && std::find(std::begin(known), std::end(known), requested) == std::end(known))
+    throw InvalidArgument("unknown allreduce algorithm '" + requested + "'; choose auto, oneshot, rsag or ring");
   if (comm.size() == 1) return kLocal;
   const Tuning& tuning = comm.collectives().tuning;
   const std::string& name = requested.empty() || requested == "auto" ? tuning.allreduce_algorithm : requested;

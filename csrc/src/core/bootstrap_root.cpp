@@ -86,7 +86,10 @@ void BootstrapRoot::loop() {
 void BootstrapRoot::accept_new() {
   net::Socket s = listener_.accept(0);
   if (!s.valid()) return;
-  if (pending_.size() >= kMaxPendingConnections) return;  // closes s: too many strangers
+  // Too many connections that have not said hello: drop the oldest, so idle strangers cannot
+  // keep real ranks (which say hello at once) out.
+  // (Closed here, freed by the loop once it no longer holds pointers to it.)
+  if (pending_.size() >= kMaxPendingConnections) pending_.front()->sock.close();
   auto c = std::make_unique<Conn>();
   c->sock = std::move(s);
   pending_.push_back(std::move(c));

@@ -212,7 +212,9 @@ std::shared_ptr<Channel> Communicator::channel(int peer, const RegisteredMemory&
 }
 
 void Communicator::abort(const std::string& reason) {
-  health_->fail(ErrorKind::Aborted, "communicator aborted on rank " + std::to_string(rank_) + ": " + reason);
+  const std::string message = "communicator aborted on rank " + std::to_string(rank_) + ": " + reason;
+  health_->fail(ErrorKind::Aborted, message);
+  bootstrap_->abort(message);  // also ends waits inside the bootstrap (setup, exchange_memory)
 }
 
 void Communicator::fail_everywhere(ErrorKind kind, const std::string& message) {

@@ -169,6 +169,10 @@ void TcpTransport::flush(int peer, double timeout_s) {
 
 void TcpTransport::peer_failed(int peer, const std::string& why) {
   if (stop_) return;
+  // A rank that fails on purpose (say, arguments differ) reports why through the bootstrap and
+  // exits, closing its sockets: give that report a moment to arrive, so waiters raise the cause.
+  for (int i = 0; i < 100 && !stop_ && !health_->peer_reported_failure(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   health_->fail(ErrorKind::PeerFailure, "TCP connection between rank " + std::to_string(rank_) + " and rank " +
                                             std::to_string(peer) + " failed: " + why);
 }

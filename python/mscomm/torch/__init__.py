@@ -1,0 +1,95 @@
+"""The torch.distributed backend ``"mscomm"``.
+
+Importing this module registers the backend (``import mscomm`` does it too when torch is
+already imported)::
+
+    import torch.distributed as dist
+    import mscomm.torch
+    dist.init_process_group("mscomm")          # env://, tcp://, store=..., or under torchrun
+
+The creator bootstraps an mscomm Communicator through the per-group store torch hands over:
+every rank checks in, rank 0 publishes the communicator's unique id, and a rank that never joins
+makes the others raise ``mscomm.Timeout`` within the group timeout. See docs/torch.md.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from typing import Any
+
+import torch.distributed as dist
+
+from mscomm.communicator import Communicator, create_unique_id
+from mscomm.errors import Timeout
+from mscomm.torch.process_group import ProcessGroupMscomm
+from mscomm.torch.work import MscommWork
+
+BACKEND = "mscomm"
+
+__all__ = ["BACKEND", "MscommWork", "ProcessGroupMscomm", "register"]
+
+
+def _store_host(store: Any) -> str | None:
+    """The host of the TCPStore under ``store`` (through PrefixStores), or None."""
+    seen = 0
+    while store is not None and seen < 16:
+        if isinstance(store, dist.TCPStore):
+            return store.host
+        store = getattr(store, "underlying_store", None)
+        seen += 1
+    return None
+
+
+def _bootstrap_host(store: Any) -> str:
+    """An address of this host that the group's other ranks can reach."""
+    host = _store_host(store)
+    if host in ("127.0.0.1", "localhost", "::1") or (host is None and not isinstance(store, dist.TCPStore)
+                                                      and not hasattr(store, "underlying_store")):
+        return "127.0.0.1"
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def _rendezvous(store: Any, rank: int, size: int, timeout: timedelta) -> str:
+    """Check in every rank and share rank 0's unique id; a generation number keeps a store reused
+    for a second group of the same name from mixing the two."""
+    arrived = store.add("mscomm/arrived", 1)
+    generation = (arrived - 1) // size
+    uid_key, all_key = f"mscomm/uid/{generation}", f"mscomm/all_arrived/{generation}"
+    if rank == 0:
+        store.set(uid_key, create_unique_id(_bootstrap_host(store)))
+    if arrived == (generation + 1) * size:
+        store.set(all_key, b"1")
+    try:
+        store.wait([all_key], timeout)
+        return store.get(uid_key).decode()
+    except (RuntimeError, dist.DistError) as e:  # DistStoreError: a rank never came
+        here = store.add("mscomm/arrived", 0) - generation * size
+        raise Timeout(f"mscomm backend: only {min(here, size)} of {size} ranks joined the group within "
+                      f"{timeout.total_seconds():.0f} s (this is rank {rank}); check that every rank creates "
+                      f"the group ({e})") from e
+
+
+def _create(store: Any, rank: int, size: int, timeout: timedelta) -> ProcessGroupMscomm:
+    """The backend creator torch calls for each new group with this backend."""
+    uid = _rendezvous(store, rank, size, timeout)
+    seconds = timeout.total_seconds()
+    return ProcessGroupMscomm(Communicator(rank, size, uid, timeout=seconds), seconds)
+
+
+def register() -> None:
+    """Register the ``"mscomm"`` backend with torch.distributed (idempotent)."""
+    if getattr(dist.Backend, BACKEND.upper(), None) == BACKEND:
+        return
+    dist.Backend.register_backend(BACKEND, _create, devices=["cpu"])
+
+
+def _autoload() -> None:
+    """Entry point of group ``torch.backends``: torch calls it while ``import torch`` runs."""
+    register()
+
+
+register()

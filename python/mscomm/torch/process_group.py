@@ -1,0 +1,538 @@
+"""``ProcessGroupMscomm``: torch.distributed's process-group interface served by an mscomm Communicator.
+
+Every method turns torch's arguments into flat wire tensors (see ``wire.py``), builds a ``body``
+that runs the core collective and copies results back where needed, and hands it to ``_issue``:
+
+* a synchronous call (``opts.asyncOp`` False: plain ``dist.*`` calls) first waits for this group's
+  pending asynchronous work, then runs ``body`` inline, with the GIL released inside the core;
+* an asynchronous one (``async_op=True``, DDP, functional collectives, every send/recv) runs on
+  the group's single worker thread, so the core still sees one operation at a time, in issue order.
+
+Either way the caller gets an ``MscommWork`` whose future holds the output tensors.
+
+Point to point: the core matches the transfers between two ranks as one ordered sequence, so two
+ranks that both post a send before a recv (the usual exchange, ``batch_isend_irecv``) would
+disagree. ``isend``/``irecv`` are therefore queued, and the queue is flushed (handed to the worker
+thread) when any of its Works is waited on or queried, or before the next collective. A flush runs
+its transfers pair by pair in one global order (lowest pair of ranks first); within a pair the
+lower rank sends first and the higher rank receives first. Every rank agrees on that order, so a
+batch that both sides post completely before waiting neither mismatches nor deadlocks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from datetime import timedelta
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.distributed as dist
+
+from mscomm.communicator import Communicator
+from mscomm.errors import InvalidArgument
+from mscomm.torch import wire
+from mscomm.torch.work import MscommWork
+
+Tensor = torch.Tensor
+
+
+class _Staged:
+    """An output tensor as the core sees it: ``wire`` (a view of the tensor when possible) and,
+    after the collective, ``finish()`` to copy the result back when ``wire`` is a separate copy."""
+
+    def __init__(self, t: Tensor, enc: wire.Encoding, keep_contents: bool = True) -> None:
+        self.t, self.enc = t, enc
+        contiguous = t.is_contiguous()
+        if contiguous:
+            flat = t.view(-1)
+        elif keep_contents:
+            flat = t.contiguous().view(-1)
+        else:
+            flat = torch.empty(t.numel(), dtype=t.dtype)
+        self.wire = enc.to_wire(flat)
+        self.direct = contiguous and enc.is_view
+
+    def finish(self) -> None:
+        if not self.direct:
+            self.t.copy_(self.enc.from_wire(self.wire).view(self.t.shape))
+
+
+def _as_wire(t: Tensor, enc: wire.Encoding) -> Tensor:
+    """An input tensor's wire form (flat, contiguous; a copy only when it must be)."""
+    _check_device(t)
+    return enc.to_wire(t.contiguous().view(-1))
+
+
+def _check_device(t: Tensor) -> None:
+    if t.device.type != "cpu":
+        raise InvalidArgument(f"mscomm backend: tensor is on '{t.device}'; this build serves CPU tensors only "
+                              "(move it with .cpu(), or use a CUDA build of mscomm)")
+    if t.is_sparse:
+        raise InvalidArgument("mscomm backend: sparse tensors are not supported; pass t.to_dense()")
+
+
+def _unpack(flat: Tensor, enc: wire.Encoding, outputs: Sequence[Tensor]) -> None:
+    """Copy consecutive slices of a flat wire buffer into ``outputs``."""
+    offset = 0
+    for t in outputs:
+        n = t.numel() * enc.per_element
+        t.copy_(enc.from_wire(flat[offset:offset + n]).view(t.shape))
+        offset += n
+
+
+def _single(tensors: Any, what: str) -> Tensor:
+    if isinstance(tensors, Tensor):
+        return tensors
+    if len(tensors) != 1:
+        raise InvalidArgument(f"mscomm backend: {what} takes one tensor per process, got {len(tensors)}")
+    return tensors[0]
+
+
+class ProcessGroupMscomm(dist.ProcessGroup):
+    """A torch process group whose collectives run on an mscomm :class:`~mscomm.Communicator`.
+
+    Made by the backend creator (``dist.init_process_group("mscomm")``, ``dist.new_group(...,
+    backend="mscomm")``); not meant to be built by hand.
+
+    Parameters
+    ----------
+    comm : mscomm.Communicator
+        The group's communicator (its rank and size are the group's).
+    timeout : float
+        The group timeout in seconds, used when an operation's options leave it unset.
+    """
+
+    def __init__(self, comm: Communicator, timeout: float) -> None:
+        super().__init__(comm.rank, comm.size)
+        self._comm = comm
+        self._timeout = timeout
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future | None = None
+        self._p2p: list[tuple[tuple[int, int, int, int], Callable[[], None], concurrent.futures.Future]] = []
+        self._group_name = ""
+        self._group_desc = ""
+
+    # -- identity ----------------------------------------------------------------------------
+    def getBackendName(self) -> str:  # noqa: N802 - torch's name
+        return "mscomm"
+
+    def name(self) -> str:
+        return "mscomm"
+
+    # torch's _set_group_name/_set_group_desc call these virtually; the group_name and group_desc
+    # properties read them back (functional collectives and DeviceMesh look groups up by name).
+    def setGroupName(self, name: str) -> None:  # noqa: N802 - torch's name
+        self._group_name = name
+
+    def getGroupName(self) -> str:  # noqa: N802 - torch's name
+        return self._group_name
+
+    def setGroupDesc(self, desc: str) -> None:  # noqa: N802 - torch's name
+        self._group_desc = desc
+
+    def getGroupDesc(self) -> str:  # noqa: N802 - torch's name
+        return self._group_desc
+
+    @property
+    def communicator(self) -> Communicator:
+        """The mscomm communicator under this group (for mscomm-only calls on the same ranks)."""
+        return self._comm
+
+    def __repr__(self) -> str:
+        return f"<ProcessGroupMscomm rank={self.rank()} size={self.size()} name={self._group_name!r}>"
+
+    # -- running operations -------------------------------------------------------------------
+    def _seconds(self, opts: Any) -> float:
+        t = getattr(opts, "timeout", None)
+        if isinstance(t, timedelta) and t.total_seconds() > 0:
+            return t.total_seconds()
+        return self._timeout
+
+    def _issue(self, async_op: bool, body: Callable[[], None], result: list[Tensor]) -> MscommWork:
+        self._flush_p2p()
+        if not async_op:
+            self._drain()
+            body()
+            return MscommWork(None, result)
+        self._pending = self._submit(body)
+        return MscommWork(self._pending, result)
+
+    def _submit(self, body: Callable[[], None]) -> concurrent.futures.Future:
+        if self._worker is None:
+            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"mscomm-torch-r{self.rank()}")
+        return self._worker.submit(body)
+
+    def _queue_p2p(self, peer: int, sending: bool, body: Callable[[], None], result: list[Tensor]) -> MscommWork:
+        me = self._comm.rank
+        first = sending == (me < peer)          # lower rank sends first, higher rank receives first
+        key = (min(me, peer), max(me, peer), 0 if first else 1, len(self._p2p))
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        self._p2p.append((key, body, done))
+        return MscommWork(done, result, before_wait=self._flush_p2p)
+
+    def _flush_p2p(self) -> None:
+        if not self._p2p:
+            return
+        batch = sorted(self._p2p, key=lambda item: item[0])
+        self._p2p = []
+
+        def run() -> None:
+            for _, body, done in batch:
+                if not done.set_running_or_notify_cancel():
+                    continue
+                try:
+                    body()
+                except BaseException as e:  # noqa: BLE001 - handed to the Work, raised by wait()
+                    done.set_exception(e)
+                else:
+                    done.set_result(None)
+
+        self._pending = self._submit(run)
+
+    def _drain(self) -> None:
+        pending = self._pending
+        if pending is not None and not pending.done():
+            concurrent.futures.wait([pending])
+
+    def _run(self, opts: Any, body: Callable[[float], None], result: list[Tensor]) -> MscommWork:
+        seconds = self._seconds(opts)
+        return self._issue(bool(getattr(opts, "asyncOp", True)), lambda: body(seconds), result)
+
+    # -- reductions ---------------------------------------------------------------------------
+    def _allreduce_one(self, t: Tensor, op: Any, what: str) -> Callable[[float], None]:
+        _check_device(t)
+        red = wire.reduction(what, t.dtype, op)
+        out = _Staged(t, red.encoding)
+        comm = self._comm
+
+        def body(seconds: float) -> None:
+            if red.local is None:
+                comm.allreduce(out.wire, red.op, timeout=seconds)
+            else:
+                everyone = torch.empty(comm.size * out.wire.numel(), dtype=out.wire.dtype)
+                comm.allgather(everyone, out.wire, timeout=seconds)
+                out.wire.copy_(wire.fold(red.local, everyone, comm.size))
+            out.finish()
+
+        return body
+
+    def allreduce(self, tensors: Any, opts: Any = None) -> MscommWork:
+        if opts is None or not hasattr(opts, "reduceOp"):
+            op, opts = (opts if opts is not None else dist.ReduceOp.SUM), None
+        else:
+            op = opts.reduceOp
+        tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+        bodies = [self._allreduce_one(t, op, "allreduce") for t in tensors]
+        return self._run(opts, lambda s: [b(s) for b in bodies] and None, tensors)
+
+    def allreduce_coalesced(self, tensors: Sequence[Tensor], opts: Any = None) -> MscommWork:
+        op = opts.reduceOp if opts is not None else dist.ReduceOp.SUM
+        bodies = [self._allreduce_one(t, op, "allreduce_coalesced") for t in tensors]
+        return self._run(opts, lambda s: [b(s) for b in bodies] and None, list(tensors))
+
+    def reduce(self, tensors: Any, opts: Any = None) -> MscommWork:
+        t = _single(tensors, "reduce")
+        _check_device(t)
+        root = opts.rootRank if opts is not None else 0
+        red = wire.reduction("reduce", t.dtype, opts.reduceOp if opts is not None else dist.ReduceOp.SUM)
+        comm = self._comm
+        is_root = comm.rank == root
+        out = _Staged(t, red.encoding) if is_root else None
+        src = out.wire if is_root else _as_wire(t, red.encoding)
+
+        def body(seconds: float) -> None:
+            if red.local is None:
+                comm.reduce(src, root, red.op, timeout=seconds)
+            else:
+                everyone = torch.empty(comm.size * src.numel(), dtype=src.dtype)
+                comm.allgather(everyone, src, timeout=seconds)
+                if is_root:
+                    out.wire.copy_(wire.fold(red.local, everyone, comm.size))
+            if is_root:
+                out.finish()
+
+        return self._run(opts, body, [t])
+
+    def _reduce_scatter_flat(self, out: Tensor, src_parts: Sequence[Tensor], op: Any, what: str
+                             ) -> Callable[[float], None]:
+        """``src_parts`` (size blocks, rank order) are reduced across ranks; this rank's block goes to ``out``."""
+        _check_device(out)
+        red = wire.reduction(what, out.dtype, op)
+        if any(p.dtype != out.dtype for p in src_parts):
+            raise InvalidArgument(f"mscomm backend: {what}: inputs and output must share one dtype ({out.dtype})")
+        src = torch.cat([_as_wire(p, red.encoding) for p in src_parts]) if len(src_parts) != 1 else \
+            _as_wire(src_parts[0], red.encoding)
+        dst = _Staged(out, red.encoding, keep_contents=False)
+        comm = self._comm
+
+        def body(seconds: float) -> None:
+            if red.local is None:
+                comm.reduce_scatter(dst.wire, src, red.op, timeout=seconds)
+            else:
+                everyone = torch.empty(comm.size * src.numel(), dtype=src.dtype)
+                comm.allgather(everyone, src, timeout=seconds)
+                total = wire.fold(red.local, everyone, comm.size)
+                dst.wire.copy_(total.view(comm.size, -1)[comm.rank])
+            dst.finish()
+
+        return body
+
+    def reduce_scatter(self, outputs: Sequence[Tensor], input_lists: Sequence[Sequence[Tensor]],
+                       opts: Any = None) -> MscommWork:
+        out, parts = _single(outputs, "reduce_scatter"), _single(input_lists, "reduce_scatter")
+        if len(parts) != self._comm.size or any(p.numel() != out.numel() for p in parts):
+            raise InvalidArgument(f"mscomm backend: reduce_scatter needs {self._comm.size} input tensors of "
+                                  f"{out.numel()} elements (the output's), got {[p.numel() for p in parts]}")
+        body = self._reduce_scatter_flat(out, parts, opts.reduceOp, "reduce_scatter")
+        return self._run(opts, body, [out])
+
+    def _reduce_scatter_single_body(self, out: Tensor, inp: Tensor, op: Any, what: str) -> Callable[[float], None]:
+        if inp.numel() != out.numel() * self._comm.size:
+            raise InvalidArgument(f"mscomm backend: {what}: input has {inp.numel()} elements, expected "
+                                  f"{self._comm.size} x {out.numel()} (group size x output)")
+        return self._reduce_scatter_flat(out, [inp], op, what)
+
+    def reduce_scatter_single(self, output: Tensor, input: Tensor, opts: Any = None) -> MscommWork:  # noqa: A002
+        body = self._reduce_scatter_single_body(output, input, opts.reduceOp, "reduce_scatter_tensor")
+        return self._run(opts, body, [output])
+
+    _reduce_scatter_base = reduce_scatter_single
+
+    def reduce_scatter_single_coalesced(self, outputs: Sequence[Tensor], inputs: Sequence[Tensor],
+                                        opts: Any = None) -> MscommWork:
+        bodies = [self._reduce_scatter_single_body(o, i, opts.reduceOp, "reduce_scatter_tensor_coalesced")
+                  for o, i in zip(outputs, inputs)]
+        return self._run(opts, lambda s: [b(s) for b in bodies] and None, list(outputs))
+
+    reduce_scatter_tensor_coalesced = reduce_scatter_single_coalesced
+
+    # -- data movement ------------------------------------------------------------------------
+    def broadcast(self, tensors: Any, opts: Any = None) -> MscommWork:
+        t = _single(tensors, "broadcast")
+        _check_device(t)
+        root = opts.rootRank if opts is not None else 0
+        buf = _Staged(t, wire.movement(t.dtype))
+        comm = self._comm
+
+        def body(seconds: float) -> None:
+            comm.broadcast(buf.wire, root, timeout=seconds)
+            if comm.rank != root:
+                buf.finish()
+
+        return self._run(opts, body, [t])
+
+    def _allgather_body(self, outputs: Sequence[Tensor], inp: Tensor, what: str) -> Callable[[float], None]:
+        _check_device(inp)
+        size = self._comm.size
+        if len(outputs) != size or any(o.numel() != inp.numel() or o.dtype != inp.dtype for o in outputs):
+            raise InvalidArgument(f"mscomm backend: {what} needs {size} output tensors of {inp.numel()} x {inp.dtype} "
+                                  f"(the input's), got {[(o.numel(), o.dtype) for o in outputs]}")
+        enc = wire.movement(inp.dtype)
+        src = _as_wire(inp, enc)
+        comm = self._comm
+
+        def body(seconds: float) -> None:
+            flat = torch.empty(size * src.numel(), dtype=src.dtype)
+            comm.allgather(flat, src, timeout=seconds)
+            _unpack(flat, enc, outputs)
+
+        return body
+
+    def allgather(self, output_lists: Sequence[Sequence[Tensor]], inputs: Sequence[Tensor],
+                  opts: Any = None) -> MscommWork:
+        outputs = _single(output_lists, "allgather")
+        body = self._allgather_body(outputs, _single(inputs, "allgather"), "allgather")
+        return self._run(opts, body, list(outputs))
+
+    def allgather_coalesced(self, output_lists: Sequence[Sequence[Tensor]], inputs: Sequence[Tensor],
+                            opts: Any = None) -> MscommWork:
+        bodies = [self._allgather_body(o, i, "allgather_coalesced") for o, i in zip(output_lists, inputs)]
+        return self._run(opts, lambda s: [b(s) for b in bodies] and None, [t for o in output_lists for t in o])
+
+    def _all_gather_single_body(self, output: Tensor, inp: Tensor, what: str) -> Callable[[float], None]:
+        _check_device(inp)
+        _check_device(output)
+        if output.dtype != inp.dtype or output.numel() != inp.numel() * self._comm.size:
+            raise InvalidArgument(f"mscomm backend: {what}: output has {output.numel()} x {output.dtype}, expected "
+                                  f"{self._comm.size} x {inp.numel()} x {inp.dtype} (group size x input)")
+        enc = wire.movement(inp.dtype)
+        src = _as_wire(inp, enc)
+        dst = _Staged(output, enc, keep_contents=False)
+        comm = self._comm
+
+        def body(seconds: float) -> None:
+            comm.allgather(dst.wire, src, timeout=seconds)
+            dst.finish()
+
+        return body
+
+    def all_gather_single(self, output: Tensor, input: Tensor, opts: Any = None) -> MscommWork:  # noqa: A002
+        return self._run(opts, self._all_gather_single_body(output, input, "all_gather_into_tensor"), [output])
+
+    _allgather_base = all_gather_single
+
+    def all_gather_single_coalesced(self, outputs: Sequence[Tensor], inputs: Sequence[Tensor],
+                                    opts: Any = None) -> MscommWork:
+        bodies = [self._all_gather_single_body(o, i, "all_gather_into_tensor_coalesced")
+                  for o, i in zip(outputs, inputs)]
+        return self._run(opts, lambda s: [b(s) for b in bodies] and None, list(outputs))
+
+    allgather_into_tensor_coalesced = all_gather_single_coalesced
+
+    # Core race (reported against mscomm 0.1.0): after the core's rooted gather/scatter a rank can
+    # start the next staged collective while a slower rank still reads the previous one's slot;
+    # the slow rank then sees the wrong descriptor ("arguments differ across ranks"), and a barrier
+    # after them does not cure it at 4 ranks. Until it is fixed, gather runs as an allgather and
+    # scatter as a broadcast of the root's buffer (N times the bytes, same results).
+    def gather(self, output_lists: Sequence[Sequence[Tensor]], inputs: Sequence[Tensor],
+               opts: Any = None) -> MscommWork:
+        inp = _single(inputs, "gather")
+        _check_device(inp)
+        comm = self._comm
+        root = opts.rootRank
+        outputs = list(output_lists[0]) if comm.rank == root else []
+        if comm.rank == root and (len(outputs) != comm.size or any(o.numel() != inp.numel() for o in outputs)):
+            raise InvalidArgument(f"mscomm backend: gather needs {comm.size} output tensors of {inp.numel()} elements "
+                                  "on the root")
+        enc = wire.movement(inp.dtype)
+        src = _as_wire(inp, enc)
+
+        def body(seconds: float) -> None:
+            flat = torch.empty(comm.size * src.numel(), dtype=src.dtype)
+            comm.allgather(flat, src, timeout=seconds)          # not comm.gather: see the core race above
+            if comm.rank == root:
+                _unpack(flat, enc, outputs)
+
+        return self._run(opts, body, outputs)
+
+    def scatter(self, outputs: Sequence[Tensor], input_lists: Sequence[Sequence[Tensor]],
+                opts: Any = None) -> MscommWork:
+        out = _single(outputs, "scatter")
+        _check_device(out)
+        comm = self._comm
+        root = opts.rootRank
+        enc = wire.movement(out.dtype)
+        src = None
+        if comm.rank == root:
+            parts = list(input_lists[0])
+            if len(parts) != comm.size or any(p.numel() != out.numel() for p in parts):
+                raise InvalidArgument(f"mscomm backend: scatter needs {comm.size} input tensors of {out.numel()} "
+                                      "elements on the root")
+            src = torch.cat([_as_wire(p, enc) for p in parts])
+        dst = _Staged(out, enc, keep_contents=False)
+        block = dst.wire.numel()
+
+        def body(seconds: float) -> None:
+            # Not comm.scatter (see the core race above): the root's whole buffer is broadcast.
+            everything = src if src is not None else torch.empty(comm.size * block, dtype=dst.wire.dtype)
+            comm.broadcast(everything, root, timeout=seconds)
+            dst.wire.copy_(everything[comm.rank * block:(comm.rank + 1) * block])
+            dst.finish()
+
+        return self._run(opts, body, [out])
+
+    def all_to_all_single(self, output: Tensor, input: Tensor, output_split_sizes: Sequence[int],  # noqa: A002
+                          input_split_sizes: Sequence[int], opts: Any = None) -> MscommWork:
+        _check_device(input)
+        _check_device(output)
+        comm = self._comm
+        if output.dtype != input.dtype:
+            raise InvalidArgument(f"mscomm backend: all_to_all_single: output is {output.dtype}, input {input.dtype}")
+        enc = wire.movement(input.dtype)
+        src = _as_wire(input, enc)
+        dst = _Staged(output, enc, keep_contents=False)
+        send = self._splits("input", input, input_split_sizes, src.numel())
+        recv = self._splits("output", output, output_split_sizes, dst.wire.numel())
+
+        def body(seconds: float) -> None:
+            comm.alltoallv(dst.wire, src, send, recv, timeout=seconds)
+            dst.finish()
+
+        return self._run(opts, body, [output])
+
+    alltoall_base = all_to_all_single
+
+    def _splits(self, which: str, t: Tensor, rows: Sequence[int], wire_count: int) -> list[int]:
+        """Wire element counts per rank from torch's dim-0 split sizes (empty: equal split)."""
+        size = self._comm.size
+        if not rows:
+            if wire_count % size:
+                raise InvalidArgument(f"mscomm backend: all_to_all_single: {which} of shape {tuple(t.shape)} does not "
+                                      f"split into {size} equal parts; pass {which}_split_sizes")
+            return [wire_count // size] * size
+        rows = [int(r) for r in rows]
+        if len(rows) != size or sum(rows) != (t.shape[0] if t.dim() else 1):
+            raise InvalidArgument(f"mscomm backend: all_to_all_single: {which}_split_sizes {rows} must hold {size} "
+                                  f"row counts summing to dim 0 of the {which} ({t.shape[0] if t.dim() else 1})")
+        per_row = wire_count // max(1, t.shape[0]) if t.dim() else wire_count
+        return [r * per_row for r in rows]
+
+    def alltoall(self, outputs: Sequence[Tensor], inputs: Sequence[Tensor], opts: Any = None) -> MscommWork:
+        comm = self._comm
+        if len(outputs) != comm.size or len(inputs) != comm.size:
+            raise InvalidArgument(f"mscomm backend: all_to_all needs {comm.size} input and output tensors")
+        dtypes = {t.dtype for t in [*outputs, *inputs]}
+        if len(dtypes) != 1:
+            raise InvalidArgument(f"mscomm backend: all_to_all tensors must share one dtype, got {sorted(map(str, dtypes))}")
+        enc = wire.movement(inputs[0].dtype)
+        src = torch.cat([_as_wire(t, enc) for t in inputs])
+        send = [t.numel() * enc.per_element for t in inputs]
+        recv = [t.numel() * enc.per_element for t in outputs]
+
+        def body(seconds: float) -> None:
+            flat = torch.empty(sum(recv), dtype=src.dtype)
+            comm.alltoallv(flat, src, send, recv, timeout=seconds)
+            _unpack(flat, enc, outputs)
+
+        return self._run(opts, body, list(outputs))
+
+    def barrier(self, opts: Any = None) -> MscommWork:
+        comm = self._comm
+        return self._run(opts, lambda seconds: comm.barrier(timeout=seconds), [])
+
+    # -- point to point -----------------------------------------------------------------------
+    def send(self, tensors: Sequence[Tensor], dstRank: int, tag: int = 0) -> MscommWork:  # noqa: N803
+        t = _single(tensors, "send")
+        _check_device(t)
+        src = _as_wire(t, wire.movement(t.dtype))
+        comm, seconds = self._comm, self._timeout
+        return self._queue_p2p(int(dstRank), True, lambda: comm.send(src, int(dstRank), int(tag), timeout=seconds), [t])
+
+    def recv(self, tensors: Sequence[Tensor], srcRank: int, tag: int = 0) -> MscommWork:  # noqa: N803
+        t = _single(tensors, "recv")
+        _check_device(t)
+        dst = _Staged(t, wire.movement(t.dtype), keep_contents=False)
+        comm, seconds = self._comm, self._timeout
+
+        def body() -> None:
+            comm.recv(dst.wire, int(srcRank), int(tag), timeout=seconds)
+            dst.finish()
+
+        return self._queue_p2p(int(srcRank), False, body, [t])
+
+    def recv_anysource(self, tensors: Sequence[Tensor], tag: int = 0) -> MscommWork:
+        raise InvalidArgument("mscomm backend: recv without a source rank is not supported (transfers between two "
+                              "ranks match in order); pass src= to dist.recv / dist.irecv")
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Finish pending work, then close the communicator (collective: doubles as an exit barrier,
+        so the rank hosting the store does not leave while others still use it)."""
+        if self._comm.closed:
+            return
+        self._flush_p2p()
+        self._drain()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        self._comm.close()
+
+    def abort(self) -> None:
+        """Unblock every pending operation of this group with ``mscomm.Aborted``; the group is unusable after."""
+        if self._comm.closed:
+            return
+        self._comm.abort("process group aborted")
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        self._comm.close()
