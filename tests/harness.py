@@ -130,4 +130,9 @@ def mscomm_segments(tags: Iterable[str]) -> set[str]:
 
 
 def transports_env(transport: str) -> dict:
-    return {"MSCOMM_FORCE_TCP": "1"} if transport == "tcp" else {}
+    """shm: one host; tcp: every rank its own host; 2perhost: hosts of two ranks (shm within, TCP between)."""
+    if transport == "tcp":
+        return {"MSCOMM_FORCE_TCP": "1"}
+    if transport == "2perhost":
+        return {"TEST_RANKS_PER_HOST": "2"}
+    return {}

@@ -51,6 +51,8 @@ def reference(xs, dtype, op):
     r = {"sum": np.sum, "prod": np.prod, "min": np.min, "max": np.max}.get(op, np.mean)(stack, axis=0)
     return r.astype(dtype)
 
+if os.environ.get("TEST_RANKS_PER_HOST"):  # emulate several hosts: shm within, TCP between
+    os.environ["MSCOMM_HOST_ID"] = f"host{RANK // int(os.environ['TEST_RANKS_PER_HOST'])}"
 comm = mscomm.init()
 failures, digest, cases = [], hashlib.sha256(), 0
 for dt_name, op, count, inplace in itertools.product(DTYPES, OPS, COUNTS, (True, False)):
@@ -89,7 +91,8 @@ SMALL_SLOTS = {"MSCOMM_SHM_SLOT_BYTES": 16384, "MSCOMM_TCP_SLOT_BYTES": 8192, "M
                "MSCOMM_TIMEOUT": 60}
 
 CASES = [("shm", n, "auto") for n in range(1, 9)] + [("shm", n, "ring") for n in (2, 3, 5, 8)] + \
-        [("tcp", n, "auto") for n in range(2, 9)]
+        [("tcp", n, "auto") for n in range(2, 9)] + \
+        [("2perhost", 4, "auto"), ("2perhost", 6, "auto"), ("2perhost", 5, "auto"), ("2perhost", 4, "ring")]
 
 
 @pytest.mark.parametrize("transport,nranks,algorithm", CASES,

@@ -13,6 +13,8 @@ BODY = r'''
 import itertools, ml_dtypes
 DTYPES = ["float16", "bfloat16", "float32", "float64", "int8", "int32", "int64", "uint8"]
 COUNTS = [0, 1, 7, 5003]
+if os.environ.get("TEST_RANKS_PER_HOST"):  # emulate several hosts: shm within, TCP between
+    os.environ["MSCOMM_HOST_ID"] = f"host{RANK // int(os.environ['TEST_RANKS_PER_HOST'])}"
 comm = mscomm.init()
 N, me = comm.size, comm.rank
 fail = []
@@ -121,7 +123,7 @@ mscomm.finalize()
 '''
 
 SLOTS = {"MSCOMM_SHM_SLOT_BYTES": 8192, "MSCOMM_TCP_SLOT_BYTES": 4096, "MSCOMM_TIMEOUT": 60}
-CASES = [("shm", n) for n in (1, 2, 3, 4, 7)] + [("tcp", n) for n in (2, 3, 5)]
+CASES = [("shm", n) for n in (1, 2, 3, 4, 7, 8)] + [("tcp", n) for n in (2, 3, 5, 8)] + [("2perhost", 4), ("2perhost", 5)]
 
 
 @pytest.mark.parametrize("transport,nranks", CASES, ids=[f"collectives/{t}/{n}ranks" for t, n in CASES])

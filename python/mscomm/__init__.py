@@ -73,3 +73,12 @@ __all__ = [
     "init",
     "is_initialized",
 ]
+
+# Register the torch.distributed backend "mscomm" when torch is already loaded; never import torch
+# here (otherwise `import mscomm.torch` or torch's "torch.backends" entry point registers it).
+import sys as _sys
+
+if "torch" in _sys.modules:
+    from mscomm.torch import register as _register_torch_backend
+
+    _register_torch_backend()

@@ -37,6 +37,7 @@ class Communicator {
   double timeout() const { return timeout_s_; }
   void set_timeout(double seconds);
   const std::string& host_id() const { return host_ids_[rank_]; }
+  const std::string& host_id_of(int rank) const { return host_ids_.at(rank); }
   bool same_host(int peer) const { return host_ids_[peer] == host_ids_[rank_]; }
   // Ranks on this rank's host, in rank order (this rank included).
   const std::vector<int>& local_ranks() const { return local_ranks_; }

@@ -11,10 +11,13 @@
 //   alternate between two slots so the next copy-in overlaps nobody's reads.
 // ring (any transport, over pipes): N-1 reduce-scatter steps then N-1 allgather steps; each step
 //   sends one segment to the next rank while receiving one from the previous, chunk by chunk.
+// hier (several hosts, equal ranks per host): rsag within each host with, between its halves,
+//   a ring allreduce across hosts among the ranks of equal local index (see hierarchical()).
 // chain (reduce across hosts): ranks form a chain ending at the root; each adds its input to the
 //   partial sums flowing through it, chunk by chunk.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
@@ -25,13 +28,14 @@ namespace mscomm {
 
 namespace {
 
-enum Algorithm : uint8_t { kOneShot = 1, kRsag = 2, kRing = 3, kChain = 4, kLocal = 5 };
+enum Algorithm : uint8_t { kOneShot = 1, kRsag = 2, kRing = 3, kChain = 4, kLocal = 5, kHierarchical = 6 };
 const char* algorithm_name(uint8_t a) {
   switch (a) {
     case kOneShot: return "oneshot";
     case kRsag: return "rsag";
     case kRing: return "ring";
     case kChain: return "chain";
+    case kHierarchical: return "hier";
     default: return "local";
   }
 }
@@ -49,9 +53,13 @@ void oneshot(Call& c, const char* input, char* output, size_t count, ReduceOp op
   reduce(output, srcs.data(), c.size, count, static_cast<DataType>(c.desc.dtype), op);
 }
 
-// root < 0: every rank receives the result (allreduce); else only the root does.
-void rsag(Call& c, const char* input, char* output, size_t count, ReduceOp op, int root) {
-  const int n = c.size, me = c.rank;
+// Runs on `members` (same-host ranks, this one included). root < 0: every member receives the
+// result (allreduce); else only the root does. `across(segment, count)`, when given, runs on my
+// reduced segment before the others read it (hierarchical: the inter-host allreduce).
+void rsag(Call& c, const std::vector<int>& members, const char* input, char* output, size_t count, ReduceOp op,
+          int root, const std::function<void(char*, size_t)>& across = nullptr) {
+  const int n = static_cast<int>(members.size());
+  const int me = static_cast<int>(std::find(members.begin(), members.end(), c.rank) - members.begin());
   const size_t block = c.ctx.shm_slot_bytes / c.es;
   const DataType dtype = static_cast<DataType>(c.desc.dtype);
   std::vector<const void*> srcs(n);
@@ -60,7 +68,8 @@ void rsag(Call& c, const char* input, char* output, size_t count, ReduceOp op, i
   do {  // at least one block, so even an empty call syncs (descriptor slots rely on it)
     const size_t len = std::min(block, count - off);
     const uint64_t phase = c.ctx.shm_phase++;
-    char* mine = c.ctx.shm_slot(me, phase);
+    char* mine = c.ctx.shm_slot(c.rank, phase);
+    auto slot = [&](int r) { return c.ctx.shm_slot(members[r], phase); };
     auto lo = [&](int r) { return seg_begin(len, n, r) * c.es; };
     auto bytes = [&](int r) { return lo(r + 1) - lo(r); };
     const char* in = input + off * c.es;
@@ -70,19 +79,23 @@ void rsag(Call& c, const char* input, char* output, size_t count, ReduceOp op, i
       if (r != me) std::memcpy(mine + lo(r), in + lo(r), bytes(r));
     c.sync_local();
     if (off == 0) c.check_local_descriptors();
-    for (int r = 0; r < n; ++r) srcs[r] = r == me ? in + lo(me) : c.ctx.shm_slot(r, phase) + lo(me);
+    for (int r = 0; r < n; ++r) srcs[r] = r == me ? in + lo(me) : slot(r) + lo(me);
     reduce(mine + lo(me), srcs.data(), n, bytes(me) / c.es, dtype, op);
+    if (across) across(mine + lo(me), bytes(me) / c.es);
     c.sync_local();
-    if (root < 0 || me == root) {
+    if (root < 0 || c.rank == root) {
       char* out = output + off * c.es;
-      for (int r = 0; r < n; ++r) std::memcpy(out + lo(r), c.ctx.shm_slot(r, phase) + lo(r), bytes(r));
+      for (int r = 0; r < n; ++r) std::memcpy(out + lo(r), slot(r) + lo(r), bytes(r));
     }
     off += len;
   } while (off < count);
 }
 
-void ring(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
-  const int n = c.size, me = c.rank, next = (me + 1) % n, prev = (me + n - 1) % n;
+// Ring allreduce among `members` (any transport), in place when output == input.
+void ring(Call& c, const std::vector<int>& members, const char* input, char* output, size_t count, ReduceOp op) {
+  const int n = static_cast<int>(members.size());
+  const int me = static_cast<int>(std::find(members.begin(), members.end(), c.rank) - members.begin());
+  const int next = members[(me + 1) % n], prev = members[(me + n - 1) % n];
   const DataType dtype = static_cast<DataType>(c.desc.dtype);
   const ReduceOp pairwise = op == ReduceOp::Avg ? ReduceOp::Sum : op;
   if (output != input) std::memcpy(output, input, count * c.es);
@@ -111,6 +124,20 @@ void ring(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
     pipes.exchange(next, send, sb, prev, recv, rb, nullptr, nullptr);
   }
   pipes.finish();  // the caller may reuse its buffer on return
+}
+
+// Hierarchical (several hosts with the same number L > 1 of ranks each): within each host an
+// rsag over shared memory; between the host's reduce-scatter and allgather, local rank i runs a
+// ring allreduce of its segment with local rank i of every other host, over TCP. Each rank
+// sends 2(H-1)/H of 1/L of the message across hosts; avg divides once, by N, at the end.
+void hierarchical(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
+  const ReduceOp sum_or_op = op == ReduceOp::Avg ? ReduceOp::Sum : op;
+  const std::vector<int>& peers = c.ctx.layout.same_index[c.rank];
+  const DataType dtype = static_cast<DataType>(c.desc.dtype);
+  rsag(c, c.comm.local_ranks(), input, output, count, sum_or_op, -1, [&](char* segment, size_t n) {
+    ring(c, peers, segment, segment, n, sum_or_op);
+    if (op == ReduceOp::Avg) divide(segment, n, dtype, c.size);
+  });
 }
 
 void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, int root) {
@@ -146,18 +173,25 @@ void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, 
 }
 
 uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
-  static const char* const known[] = {"auto", "oneshot", "rsag", "ring"};
+  static const char* const known[] = {"auto", "oneshot", "rsag", "ring", "hier"};
   if (!requested.empty() && std::find(std::begin(known), std::end(known), requested) == std::end(known))
-    throw InvalidArgument("unknown allreduce algorithm '" + requested + "'; choose auto, oneshot, rsag or ring");
+    throw InvalidArgument("unknown allreduce algorithm '" + requested + "'; choose auto, oneshot, rsag, ring or hier");
   if (comm.size() == 1) return kLocal;
   const Tuning& tuning = comm.collectives().tuning;
   const std::string& name = requested.empty() || requested == "auto" ? tuning.allreduce_algorithm : requested;
   const bool local = comm.num_hosts() == 1;
+  const bool hier_ok = comm.collectives().layout.uniform && comm.local_ranks().size() > 1 && !local;
   if (name == "auto") {
-    if (!local) return kRing;
+    if (!local) return hier_ok ? kHierarchical : kRing;
     return bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot : kRsag;
   }
   if (name == "ring") return kRing;
+  if (name == "hier") {
+    if (!hier_ok)
+      throw InvalidArgument("allreduce algorithm 'hier' needs several hosts with the same number (> 1) of ranks each; "
+                            "use 'ring' or 'auto'");
+    return kHierarchical;
+  }
   if (name == "oneshot" || name == "rsag") {
     if (!local)
       throw InvalidArgument("allreduce algorithm '" + name + "' needs every rank on one host with shared memory; this communicator spans " +
@@ -167,7 +201,7 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
                             std::to_string(tuning.shm_slot_bytes) + " bytes, got " + std::to_string(bytes));
     return name == "oneshot" ? kOneShot : kRsag;
   }
-  throw InvalidArgument("unknown allreduce algorithm '" + name + "'; choose auto, oneshot, rsag or ring");
+  throw InvalidArgument("unknown allreduce algorithm '" + name + "'; choose auto, oneshot, rsag, ring or hier");
 }
 
 }  // namespace
@@ -189,8 +223,9 @@ void allreduce(Communicator& comm, const void* input, void* output, size_t count
   }
   run_collective(comm, Collective::Allreduce, count, opts.dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kOneShot) oneshot(c, in, out, count, opts.op);
-    else if (algorithm == kRsag) rsag(c, in, out, count, opts.op, -1);
-    else ring(c, in, out, count, opts.op);
+    else if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, -1);
+    else if (algorithm == kHierarchical) hierarchical(c, in, out, count, opts.op);
+    else ring(c, c.ctx.layout.all, in, out, count, opts.op);
   });
 }
 
@@ -208,7 +243,7 @@ void reduce(Communicator& comm, const void* input, void* output, size_t count, c
   }
   const uint8_t algorithm = comm.num_hosts() == 1 ? kRsag : kChain;
   run_collective(comm, Collective::Reduce, count, opts.dtype, opts.op, opts.root, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRsag) rsag(c, in, out, count, opts.op, opts.root);
+    if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, opts.root);
     else chain(c, in, out, count, opts.op, opts.root);
   });
 }

@@ -1,5 +1,7 @@
 #include "context.hpp"
 
+#include <map>
+
 #include "mscomm/env.hpp"
 
 namespace mscomm {
@@ -19,8 +21,26 @@ Tuning::Tuning()
                    "MSCOMM_SHM_SLOT_BYTES and MSCOMM_TCP_SLOT_BYTES must be at least 4096");
 }
 
+HostLayout::HostLayout(const Communicator& comm) : all(comm.size()), same_index(comm.size()) {
+  // Hosts in order of their first rank; ranks of a host in rank order.
+  std::vector<std::vector<int>> hosts;
+  std::map<std::string, size_t> index;
+  for (int r = 0; r < comm.size(); ++r) {
+    all[r] = r;
+    auto [it, fresh] = index.emplace(comm.host_id_of(r), hosts.size());
+    if (fresh) hosts.emplace_back();
+    hosts[it->second].push_back(r);
+  }
+  for (const auto& h : hosts) uniform = uniform && h.size() == hosts[0].size();
+  if (!uniform) return;
+  for (const auto& h : hosts)
+    for (size_t i = 0; i < h.size(); ++i)
+      for (const auto& other : hosts) same_index[h[i]].push_back(other[i]);
+}
+
 CollectiveContext::CollectiveContext(Communicator& comm)
-    : size(comm.size()),
+    : layout(comm),
+      size(comm.size()),
       descriptor_bytes(static_cast<size_t>(comm.size()) * 4 * sizeof(CallDescriptor)),
       shm_slot_bytes(tuning.shm_slot_bytes),
       chunk_bytes(tuning.chunk_bytes),

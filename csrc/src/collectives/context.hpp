@@ -47,10 +47,19 @@ struct Tuning {
   size_t oneshot_max_bytes, shm_slot_bytes, chunk_bytes;
 };
 
+// Which ranks share a host, as the hierarchical algorithms need it.
+struct HostLayout {
+  explicit HostLayout(const Communicator& comm);
+  std::vector<int> all;                       // 0..size-1
+  std::vector<std::vector<int>> same_index;   // by rank: the ranks with its local index, one per host
+  bool uniform = true;                        // every host has the same number of ranks
+};
+
 struct CollectiveContext {
   explicit CollectiveContext(Communicator& comm);
 
   Tuning tuning;
+  HostLayout layout;
   int size;
   size_t descriptor_bytes, shm_slot_bytes, chunk_bytes;
   RegisteredMemory scratch;
