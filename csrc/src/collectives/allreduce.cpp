@@ -43,8 +43,8 @@ const char* algorithm_name(uint8_t a) {
 size_t seg_begin(size_t n, int parts, int i) { return n * static_cast<size_t>(i) / static_cast<size_t>(parts); }
 
 void oneshot(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
+  c.publish_descriptor();  // before the phase advances: the entry follows the phase
   const uint64_t phase = c.ctx.shm_phase++;
-  c.publish_descriptor();
   std::memcpy(c.ctx.shm_slot(c.rank, phase), input, count * c.es);
   c.sync_local();
   c.check_local_descriptors();

@@ -45,13 +45,14 @@ void Call::sync_local() const {
     if (p != rank) ctx.data[p]->wait(timeout);
 }
 
-void Call::publish_descriptor() const {
-  std::memcpy(ctx.descriptor(rank, rank, static_cast<int>(desc.call % 2)), &desc, sizeof(desc));
+void Call::publish_descriptor() {
+  entry = static_cast<int>(ctx.shm_phase % 2);
+  std::memcpy(ctx.descriptor(rank, rank, entry), &desc, sizeof(desc));
 }
 
 void Call::check_local_descriptors() const {
   for (int p : comm.local_ranks())
-    if (p != rank) check(p, ctx.descriptor(p, p, static_cast<int>(desc.call % 2)), desc);
+    if (p != rank) check(p, ctx.descriptor(p, p, entry), desc);
 }
 
 void check_no_overlap(const char* what, const void* a, size_t na, const void* b, size_t nb) {
@@ -72,6 +73,7 @@ void run_collective(Communicator& comm, Collective what, size_t count, DataType 
   MSCOMM_CHECK_ARG(!comm.closed(), std::string(collective_name(static_cast<uint32_t>(what))) + ": the communicator is closed");
   comm.health().check();
   CollectiveContext& ctx = comm.collectives();
+  ctx.connect(comm);
   Call c{comm, ctx, timeout_s > 0 ? timeout_s : comm.timeout(), {}, comm.rank(), comm.size(), dtype_size(dtype)};
   const bool p2p = what == Collective::SendRecv;
   c.desc.call = p2p ? 0 : comm.next_call();

@@ -16,6 +16,7 @@ struct Call {
   CallDescriptor desc;
   int rank, size;
   size_t es;  // element size
+  int entry = 0;  // where publish_descriptor() put this call's descriptor
 
   // Compares a peer's descriptor with `expected`; on disagreement every rank fails with a message
   // showing both sides.
@@ -23,7 +24,9 @@ struct Call {
   // Every same-host rank signals every other and waits for all of them.
   void sync_local() const;
   // Writes this call's descriptor where same-host peers read it, and checks theirs (after a sync).
-  void publish_descriptor() const;
+  // The entry alternates with the shm phase, not the call number: calls between two shm phases
+  // may not sync every pair (gather), but a phase is reused only after every peer's next sync.
+  void publish_descriptor();
   void check_local_descriptors() const;
 };
 

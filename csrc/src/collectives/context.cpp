@@ -45,7 +45,10 @@ CollectiveContext::CollectiveContext(Communicator& comm)
       shm_slot_bytes(tuning.shm_slot_bytes),
       chunk_bytes(tuning.chunk_bytes),
       all_local(comm.num_hosts() == 1),
-      sent(comm.size()), received(comm.size()), p2p_seq(comm.size()), outgoing(comm.size()) {
+      sent(comm.size()), received(comm.size()), p2p_seq(comm.size()), outgoing(comm.size()) {}
+
+void CollectiveContext::connect(Communicator& comm) {
+  if (scratch.valid()) return;
   // Every rank must compute the same offsets into every other rank's scratch: one layout for all.
   scratch = comm.register_memory(descriptor_bytes + 2 * shm_slot_bytes + static_cast<size_t>(size) * 2 * chunk_bytes);
   peer_scratch = comm.exchange_memory(scratch);

@@ -1,5 +1,5 @@
-// State the built-in collectives keep per communicator, created once on first use so no call
-// allocates, registers or maps memory on the hot path.
+// State the built-in collectives keep per communicator, connected once on the first collective so
+// no call allocates, registers or maps memory on the hot path.
 //
 // Scratch layout of every rank (one registered segment, exchanged with all ranks):
 //   [descriptors: size x 4 x 64 B][shm slot 0][shm slot 1][p2p slots: size x 2 x chunk]
@@ -56,7 +56,10 @@ struct HostLayout {
 };
 
 struct CollectiveContext {
+  // Cheap and local: tuning and layout only, so queries need no other rank.
   explicit CollectiveContext(Communicator& comm);
+  // Collective, once: registers and exchanges the scratch and builds the channels.
+  void connect(Communicator& comm);
 
   Tuning tuning;
   HostLayout layout;

@@ -164,13 +164,19 @@ RegisteredMemory Communicator::register_memory(size_t bytes) {
 std::vector<RegisteredMemory> Communicator::exchange_memory(const RegisteredMemory& mine) {
   MSCOMM_CHECK_ARG(mine.valid() && mine.rank() == rank_, "exchange_memory: pass memory registered on this rank");
   health_->check();
-  auto blobs = bootstrap_->allgather(mine.serialize(), "exchange_memory", timeout_s_);
-  std::vector<RegisteredMemory> all(size_);
-  for (int r = 0; r < size_; ++r)
-    all[r] = r == rank_ ? mine : RegisteredMemory::deserialize(blobs[r], same_host(r));
-  bootstrap_->barrier("exchange_memory (mapped)", timeout_s_);
-  const_cast<RegisteredMemory&>(mine).unlink();
-  return all;
+  auto& name_owner = const_cast<RegisteredMemory&>(mine);
+  try {
+    auto blobs = bootstrap_->allgather(mine.serialize(), "exchange_memory", timeout_s_);
+    std::vector<RegisteredMemory> all(size_);
+    for (int r = 0; r < size_; ++r)
+      all[r] = r == rank_ ? mine : RegisteredMemory::deserialize(blobs[r], same_host(r));
+    bootstrap_->barrier("exchange_memory (mapped)", timeout_s_);
+    name_owner.unlink();
+    return all;
+  } catch (...) {
+    name_owner.unlink();  // nobody will map it now: leave nothing in /dev/shm
+    throw;
+  }
 }
 
 std::shared_ptr<Connection> Communicator::connection(int peer) {

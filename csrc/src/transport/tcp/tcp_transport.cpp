@@ -140,6 +140,8 @@ void TcpTransport::stop() {
   if (receiver_.joinable()) receiver_.join();
   for (auto& p : peers_) p->sock.close();
   listener_.close();
+  std::lock_guard<std::mutex> lock(mem_mu_);
+  memories_.clear();  // the memory itself is released by its other owners
 }
 
 void TcpTransport::enqueue(uint16_t type, int peer, uint32_t id, uint64_t offset, const void* src, uint64_t bytes) {
