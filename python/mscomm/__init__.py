@@ -78,7 +78,7 @@ __all__ = [
 # here (otherwise `import mscomm.torch` or torch's "torch.backends" entry point registers it).
 import sys as _sys
 
-if "torch" in _sys.modules:
+if getattr(_sys.modules.get("torch"), "distributed", None) is not None:
     from mscomm.torch import register as _register_torch_backend
 
     _register_torch_backend()

@@ -45,7 +45,7 @@ CollectiveContext::CollectiveContext(Communicator& comm)
       shm_slot_bytes(tuning.shm_slot_bytes),
       chunk_bytes(tuning.chunk_bytes),
       all_local(comm.num_hosts() == 1),
-      sent(comm.size()), received(comm.size()), p2p_seq(comm.size()), outgoing(comm.size()) {}
+      sent(comm.size()), received(comm.size()), sends(comm.size()), recvs(comm.size()), outgoing(comm.size()) {}
 
 void CollectiveContext::connect(Communicator& comm) {
   if (scratch.valid()) return;

@@ -71,7 +71,7 @@ struct CollectiveContext {
   bool all_local;
   uint64_t shm_phase = 0;               // uses of the shm slots; slot = phase % 2
   std::vector<uint64_t> sent, received;  // p2p chunks per peer; slot = chunk % 2
-  std::vector<uint64_t> p2p_seq;         // point-to-point transfers per peer
+  std::vector<uint64_t> sends, recvs;    // point-to-point transfers to / from each peer
   std::vector<CallDescriptor> outgoing;  // descriptors in flight to each peer (outlive the proxy's send)
 
   size_t descriptor_offset(int writer, int entry) const;

@@ -23,8 +23,9 @@ void transfer(Communicator& comm, bool sending, const char* src, char* dst, size
               const CollectiveOptions& opts) {
   const size_t bytes = count * dtype_size(opts.dtype);
   run_collective(comm, Collective::SendRecv, count, opts.dtype, ReduceOp::Sum, tag, opts.timeout_s, 0, [&](Call& c) {
-    // Sender and receiver number their transfers with the same per-pair counter.
-    c.desc.call = c.ctx.p2p_seq[peer]++;
+    // Each direction of a pair numbers its transfers: the sender's n-th send is the receiver's
+    // n-th receive from it (sends and receives between two ranks do not wait for each other).
+    c.desc.call = sending ? c.ctx.sends[peer]++ : c.ctx.recvs[peer]++;
     const CallDescriptor d = pair_descriptor(c.desc, bytes);
     Pipes pipes(c);
     if (sending) pipes.exchange(peer, src, bytes, -1, nullptr, 0, &d, nullptr);
