@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 
-from mscomm.launcher import job_environment, new_job, sweep_shm
+from mscomm.launcher import job_environment, new_job
 
 RESULT_MARK = "@@mscomm-test@@ "
 

@@ -16,9 +16,7 @@ import signal
 import socket
 import struct
 import tempfile
-import threading
 import time
-from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -342,10 +340,9 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner,
                            max_leaves=12)
 
 # Known escapes (reported, not fixed here): exception type and the source line it comes from.
-# Each has a strict-xfail reproducer below; remove an entry when its bug is fixed.
-KNOWN_PLAN_ESCAPES = {("AttributeError", "plan.py", "_check_trees"), ("TypeError", "plan.py", "_check_trees"),
-                      ("TypeError", "plan.py", "_check_step")}
-KNOWN_TOPOLOGY_ESCAPES = {("TypeError", "io.py", "from_dict")}
+# (None left: each escape found has a regression test below.)
+KNOWN_PLAN_ESCAPES: set = set()
+KNOWN_TOPOLOGY_ESCAPES: set = set()
 
 
 def escape_site(exc: BaseException) -> tuple[str, str, str]:
@@ -462,7 +459,7 @@ def test_fuzz_seeds_are_valid():
     io.from_dict(_TOPOLOGY)
 
 
-# -- reproducers of the escapes found (strict xfail: they start passing when fixed) -----------------------
+# -- reproducers of the escapes found by fuzzing (fixed; kept as regression tests) -----------------------
 
 def _plan_with(edit) -> dict:
     p = copy.deepcopy(_PLAN)
@@ -495,7 +492,6 @@ PLAN_REPRODUCERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: validate_plan lets a non-PlanError escape or hangs")
 @pytest.mark.parametrize("case", list(PLAN_REPRODUCERS))
 def test_fuzz_found_validate_plan_escape(case):
     from mscomm.forestcoll.plan import PlanError, validate_plan
@@ -517,7 +513,6 @@ LOADER_REPRODUCERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: a loader lets a non-documented error escape or hangs")
 @pytest.mark.parametrize("case", list(LOADER_REPRODUCERS))
 def test_fuzz_found_loader_escape(case, tmp_path):
     from mscomm.forestcoll.plan import PlanError, load_plan

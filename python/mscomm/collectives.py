@@ -18,7 +18,6 @@ import numpy as np
 from mscomm import _core
 from mscomm.buffers import Buffer, as_buffer
 from mscomm.errors import InvalidArgument
-from mscomm.work import Work
 
 REDUCE_OPS = ("sum", "prod", "min", "max", "avg")
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from torch_common import HERE, free_port, run_torch_job
+from torch_common import HERE, run_torch_job
 
 DDP_CODE = '''
 import torch.nn as nn

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Union
 
+from ..topology.io import exact_fraction
 from .schedule import COLLECTIVES, Schedule
 
 FORMAT = "mscomm-plan"
@@ -118,6 +118,17 @@ def _reduce_up(steps, scratch, index, j, g, out, root, depth, kids, parent) -> N
 
 
 def validate_plan(obj: Any, simulate: bool = True) -> None:
+    """Check a plan and raise :class:`PlanError` naming the first problem (see _validate_plan)."""
+    try:
+        _validate_plan(obj, simulate)
+    except PlanError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as exc:
+        # A field of the wrong JSON type deep inside: still the caller's malformed input.
+        raise PlanError(f"malformed plan: {type(exc).__name__}: {exc}") from None
+
+
+def _validate_plan(obj: Any, simulate: bool = True) -> None:
     """Check a plan and raise :class:`PlanError` naming the first problem.
 
     Checks the fields and every step (ops, peers, buffers, chunk ranges), that each root's
@@ -142,7 +153,7 @@ def validate_plan(obj: Any, simulate: bool = True) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise PlanError(f"{name} must be an integer >= {low}, got {value!r}")
     try:
-        if Fraction(obj["x_star"]) <= 0:
+        if exact_fraction(obj["x_star"]) <= 0:
             raise ValueError
     except (ValueError, TypeError, ZeroDivisionError):
         raise PlanError(f"x_star must be a positive fraction string, got {obj['x_star']!r}") \
@@ -314,8 +325,10 @@ def load_plan(path: Union[str, Path], simulate: bool = False) -> dict:
         If the file is not JSON or not a valid plan.
     """
     try:
-        obj = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
+        obj = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {str(path)!r}: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, malformed or absurdly nested JSON
         raise PlanError(f"{path}: malformed plan JSON: {exc}") from None
     validate_plan(obj, simulate=simulate)
     return obj

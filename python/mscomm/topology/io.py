@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +13,23 @@ from .model import Topology
 
 FORMAT = "mscomm-topology"
 VERSION = 1
+
+
+_NUMBER = re.compile(r"[+-]?(\d{1,60}(\.\d{0,60})?|\.\d{1,60})([eE][+-]?\d{1,3})?(/\d{1,60})?")
+
+
+def exact_fraction(value: Any) -> Fraction:
+    """An exact rational from an int, Decimal, float or string ("12.5", "25/2").
+
+    Refuses (ValueError) text that is not a plain number of bounded size, so input such as
+    "1e999999999" cannot make Fraction build a billion-digit integer.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        raise ValueError(f"{value!r} is not a number")
+    text = str(value).strip() if not isinstance(value, int) else None
+    if text is not None and not _NUMBER.fullmatch(text):
+        raise ValueError(f"{value!r} is not a number of reasonable size")
+    return Fraction(value if isinstance(value, int) else text)
 
 
 def parse_bandwidth(value: Any, where: str) -> Fraction:
@@ -33,7 +51,7 @@ def parse_bandwidth(value: Any, where: str) -> Fraction:
         raise TopologyError(f"{where}: bandwidth must be a number or a string like '25/2', "
                             f"got {value!r}")
     try:
-        return Fraction(str(value) if isinstance(value, float) else value)
+        return exact_fraction(value)
     except (ValueError, ZeroDivisionError):
         raise TopologyError(f"{where}: bandwidth {value!r} is not a number") from None
 
@@ -118,17 +136,24 @@ def loads(text: str) -> Topology:
     """Parse a topology from JSON text; malformed JSON raises :class:`TopologyError`."""
     try:
         obj = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise TopologyError(f"malformed topology JSON: {exc}") from None
-    return from_dict(obj)
+    try:
+        return from_dict(obj)
+    except TopologyError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        raise TopologyError(f"malformed topology: {type(exc).__name__}: {exc}") from None
 
 
 def load(path: Union[str, Path]) -> Topology:
     """Read a topology JSON file."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise TopologyError(f"cannot read topology file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TopologyError(f"topology file {str(path)!r} is not UTF-8 text: {exc}") from None
     try:
         return loads(text)
     except TopologyError as exc:

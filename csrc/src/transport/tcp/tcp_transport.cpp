@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../../core/bootstrap_wire.hpp"
@@ -78,6 +79,14 @@ void TcpTransport::connect(const std::vector<int>& peers, const std::vector<std:
     peers_[p]->sock = net::Socket::connect(net::parse_address(addresses[p]), deadline, check, what);
     peers_[p]->sock.send_all(&mine, sizeof(mine), deadline, check, what);
   }
+  // Accept and authenticate the lower ranks. Every pending connection is watched at once and
+  // must say hello within a short time, so silent strangers cannot stall the setup.
+  struct Pending {
+    net::Socket sock;
+    std::string in;
+    net::Deadline hello{2.0};
+  };
+  std::vector<Pending> pending;
   while (expected_accepts > 0) {
     if (deadline.expired()) {
       std::string missing;
@@ -87,28 +96,43 @@ void TcpTransport::connect(const std::vector<int>& peers, const std::vector<std:
                          "] did not connect within " + std::to_string(timeout_s) + " s");
     }
     check();
-    net::Socket s = listener_.accept(deadline.poll_ms(100));
-    if (!s.valid()) continue;
-    Hello theirs{};
-    try {
-      s.recv_all(&theirs, sizeof(theirs), net::Deadline(std::min(10.0, timeout_s)), check, "TCP hello");
-    } catch (const TimeoutError&) {
-      continue;
-    } catch (const PeerFailure&) {
-      continue;
+    std::vector<pollfd> fds{{listener_.fd(), POLLIN, 0}};
+    for (auto& q : pending) fds.push_back({q.sock.fd(), POLLIN, 0});
+    ::poll(fds.data(), fds.size(), deadline.poll_ms(100));
+    if (fds[0].revents & POLLIN) {
+      net::Socket s = listener_.accept(0);
+      if (s.valid()) {
+        if (pending.size() >= 64) pending.erase(pending.begin());  // oldest stranger out
+        pending.push_back({std::move(s), {}, net::Deadline(2.0)});
+      }
     }
-    bool known = theirs.magic == kDataMagic && theirs.rank >= 0 && theirs.rank < rank_ &&
-                 std::find(peers.begin(), peers.end(), theirs.rank) != peers.end() &&
-                 !peers_[theirs.rank]->sock.valid();
-    if (!known || !wire::secrets_equal(theirs.secret, reinterpret_cast<const uint8_t*>(secret_.data()))) {
-      uint8_t no = 0;
-      try { s.send_all(&no, 1, net::Deadline(1.0), nullptr, "TCP reject"); } catch (const Error&) {}
-      continue;  // a stranger or a wrong secret: refused, keep waiting for the real peers
+    for (auto& q : pending) {
+      char buf[sizeof(Hello)];
+      long n = q.sock.recv_some(buf, sizeof(Hello) - q.in.size());
+      if (n == 0) q.sock.close();
+      if (n > 0) q.in.append(buf, static_cast<size_t>(n));
+      if (q.sock.valid() && q.in.size() < sizeof(Hello) && q.hello.expired()) q.sock.close();
+      if (!q.sock.valid() || q.in.size() < sizeof(Hello)) continue;
+      Hello theirs;
+      std::memcpy(&theirs, q.in.data(), sizeof(theirs));
+      bool known = theirs.magic == kDataMagic && theirs.rank >= 0 && theirs.rank < rank_ &&
+                   std::find(peers.begin(), peers.end(), theirs.rank) != peers.end() &&
+                   !peers_[theirs.rank]->sock.valid();
+      const bool ok = known && wire::secrets_equal(theirs.secret, reinterpret_cast<const uint8_t*>(secret_.data()));
+      uint8_t answer = ok ? 1 : 0;  // a stranger or a wrong secret is refused; keep waiting for real peers
+      try {
+        q.sock.send_all(&answer, 1, net::Deadline(1.0), nullptr, "TCP hello answer");
+      } catch (const Error&) {
+        q.sock.close();
+        continue;
+      }
+      if (ok) {
+        peers_[theirs.rank]->sock = std::move(q.sock);
+        --expected_accepts;
+      }
+      q.sock.close();
     }
-    uint8_t yes = 1;
-    s.send_all(&yes, 1, deadline, check, "TCP accept");
-    peers_[theirs.rank]->sock = std::move(s);
-    --expected_accepts;
+    std::erase_if(pending, [](const Pending& q) { return !q.sock.valid(); });
   }
   for (int p : peers) {
     if (p < rank_) continue;
