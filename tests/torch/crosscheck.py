@@ -161,7 +161,7 @@ def check_reductions(c: Checker, sizes) -> None:
 
 
 def check_movement(c: Checker) -> None:
-    n = c.size
+    n, rank = c.size, c.rank
     for dtype in [torch.float32, torch.bfloat16, torch.int64, torch.uint8, torch.bool, torch.complex64, torch.int16]:
         for root in range(n):
             case = f"broadcast/{n}ranks/root{root}/{dtype}"
@@ -255,7 +255,7 @@ def check_noncontiguous(c: Checker) -> None:
 
 
 def check_async_and_p2p(c: Checker) -> None:
-    n = c.size
+    n, rank = c.size, c.rank
     case = f"async/allreduce/{n}ranks"
     xs = [c.data(case + str(i), (1000,), torch.float32) for i in range(4)]
     works = [dist.all_reduce(x, group=c.ms, async_op=True) for x in xs]
@@ -301,7 +301,7 @@ def check_async_and_p2p(c: Checker) -> None:
 
 
 def check_objects_and_functional(c: Checker) -> None:
-    n = c.size
+    n, rank = c.size, c.rank
     case = f"objects/{n}ranks"
     out = [None] * n
     dist.all_gather_object(out, {"rank": rank, "s": "x" * rank}, group=c.ms)
@@ -356,7 +356,7 @@ def check_objects_and_functional(c: Checker) -> None:
 
 def check_subgroups(c: Checker) -> None:
     """Several mscomm groups live at once: even ranks, odd ranks, and the world."""
-    n = c.size
+    n, rank = c.size, c.rank
     evens, odds = list(range(0, n, 2)), list(range(1, n, 2))
     g_even = dist.new_group(evens, backend="mscomm")
     g_odd = dist.new_group(odds, backend="mscomm")
