@@ -379,11 +379,6 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
     allgather_into_tensor_coalesced = all_gather_single_coalesced
 
-    # Core race (reported against mscomm 0.1.0): after the core's rooted gather/scatter a rank can
-    # start the next staged collective while a slower rank still reads the previous one's slot;
-    # the slow rank then sees the wrong descriptor ("arguments differ across ranks"), and a barrier
-    # after them does not cure it at 4 ranks. Until it is fixed, gather runs as an allgather and
-    # scatter as a broadcast of the root's buffer (N times the bytes, same results).
     def gather(self, output_lists: Sequence[Sequence[Tensor]], inputs: Sequence[Tensor],
                opts: Any = None) -> MscommWork:
         inp = _single(inputs, "gather")
@@ -398,8 +393,8 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         src = _as_wire(inp, enc)
 
         def body(seconds: float) -> None:
-            flat = torch.empty(comm.size * src.numel(), dtype=src.dtype)
-            comm.allgather(flat, src, timeout=seconds)          # not comm.gather: see the core race above
+            flat = torch.empty(comm.size * src.numel(), dtype=src.dtype) if comm.rank == root else None
+            comm.gather(flat, src, root, timeout=seconds)
             if comm.rank == root:
                 _unpack(flat, enc, outputs)
 
@@ -420,13 +415,9 @@ class ProcessGroupMscomm(dist.ProcessGroup):
                                       "elements on the root")
             src = torch.cat([_as_wire(p, enc) for p in parts])
         dst = _Staged(out, enc, keep_contents=False)
-        block = dst.wire.numel()
 
         def body(seconds: float) -> None:
-            # Not comm.scatter (see the core race above): the root's whole buffer is broadcast.
-            everything = src if src is not None else torch.empty(comm.size * block, dtype=dst.wire.dtype)
-            comm.broadcast(everything, root, timeout=seconds)
-            dst.wire.copy_(everything[comm.rank * block:(comm.rank + 1) * block])
+            comm.scatter(dst.wire, src, root, timeout=seconds)
             dst.finish()
 
         return self._run(opts, body, [out])
