@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from mscomm.bench.sizes import iterations_for
 from mscomm.bench.specs import buffers, mpi_call
-from mscomm.bench.worker import Timer, np_dtype, row
+from mscomm.bench.worker import Timer, arguments, np_dtype, row
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mscomm.bench.mpi_worker")
-    p.add_argument("--collective", default="allreduce")
-    p.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], required=True)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--op", default="sum")
-    p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--out", required=True)
+    p = arguments("mscomm.bench.mpi_worker")
     args, _ = p.parse_known_args(argv)
     from mpi4py import MPI
 

@@ -140,8 +140,9 @@ def run_gloo(args: argparse.Namespace, rank: int, size: int) -> dict:
     return {"backend": "gloo", "rows": rows}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mscomm.bench.worker")
+def arguments(prog: str) -> argparse.ArgumentParser:
+    """What every benchmark worker (mscomm, MPI) is told by the CLI."""
+    p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--collective", default="allreduce")
     p.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], required=True)
     p.add_argument("--dtype", default="float32")
@@ -149,11 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=None)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--out", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = arguments("mscomm.bench.worker")
     p.add_argument("--check", action="store_true")
     p.add_argument("--algorithm", default=None)
     p.add_argument("--gloo", action="store_true")
     p.add_argument("--progress", action="store_true")
-    p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     comm = mscomm.init()
     results = [run_mscomm(args, comm)]
