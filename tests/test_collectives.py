@@ -162,3 +162,24 @@ def test_rooted_collectives_between_synchronizing_ones(transport, nranks):
     # never read a descriptor or slot a faster rank has already rewritten.
     job = run_job(nranks, INTERLEAVED, env=transports_env(transport), timeout=120).check_ok()
     assert all(job.results(r) == ["ok"] for r in range(nranks))
+
+
+CHECK_ARGS = r'''
+comm = mscomm.init()
+comm.allreduce(np.ones(4))                      # agreeing call: passes the check
+x = np.ones(4, np.float32 if RANK != 2 else np.float64)
+try:
+    comm.gather(np.zeros(4 * SIZE, x.dtype) if RANK == 0 else None, x, 0)
+    emit("no error")
+except mscomm.InvalidArgument as e:
+    emit(["MSCOMM_CHECK_ARGS" in str(e), "float64" in str(e) and "float32" in str(e)])
+'''
+
+
+@pytest.mark.parametrize("transport", ["shm", "tcp"])
+def test_check_args_mode_raises_on_every_rank(transport):
+    # Rank 2 disagrees in a rooted collective where only the root would see it otherwise.
+    job = run_job(3, CHECK_ARGS, env={"MSCOMM_CHECK_ARGS": "1", "MSCOMM_SHUTDOWN_TIMEOUT": "3",
+                                      **transports_env(transport)}, timeout=60)
+    for r in range(3):
+        assert job.results(r) == [[True, True]], job[r].describe()

@@ -55,6 +55,25 @@ void Call::check_local_descriptors() const {
     if (p != rank) check(p, ctx.descriptor(p, p, entry), desc);
 }
 
+// MSCOMM_CHECK_ARGS=1: every rank sees every rank's descriptor, so all of them raise the same
+// error, whichever pair disagrees.
+static void check_all_ranks(const Call& c) {
+  std::string mine(reinterpret_cast<const char*>(&c.desc), sizeof(c.desc));
+  auto all = c.comm.bootstrap().allgather(mine, "argument check", c.timeout);
+  for (int r = 0; r < c.size; ++r) {
+    CallDescriptor theirs;
+    if (all[r].size() != sizeof(theirs)) throw InternalError("argument check: malformed descriptor");
+    std::memcpy(&theirs, all[r].data(), sizeof(theirs));
+    const CallDescriptor& d = c.desc;
+    if (theirs.call == d.call && theirs.count == d.count && theirs.collective == d.collective &&
+        theirs.dtype == d.dtype && theirs.op == d.op && theirs.root == d.root)
+      continue;
+    throw InvalidArgument(std::string(collective_name(d.collective)) + " #" + std::to_string(d.call) +
+                          " (MSCOMM_CHECK_ARGS): arguments differ across ranks: rank " + std::to_string(c.rank) +
+                          " passed " + describe(d) + ", rank " + std::to_string(r) + " passed " + describe(theirs));
+  }
+}
+
 void check_no_overlap(const char* what, const void* a, size_t na, const void* b, size_t nb) {
   auto pa = static_cast<const char*>(a);
   auto pb = static_cast<const char*>(b);
@@ -84,6 +103,7 @@ void run_collective(Communicator& comm, Collective what, size_t count, DataType 
   c.desc.algorithm = algorithm;
   c.desc.root = root;
   try {
+    if (ctx.tuning.check_args && !p2p) check_all_ranks(c);
     algorithm_fn(c);
   } catch (const Error& e) {
     comm.health().fail(e.kind(), std::string(e.what()) + " [the communicator cannot be used after this error]");

@@ -45,6 +45,7 @@ struct Tuning {
   Tuning();
   std::string allreduce_algorithm;
   size_t oneshot_max_bytes, shm_slot_bytes, chunk_bytes;
+  bool check_args;  // MSCOMM_CHECK_ARGS: compare every call's arguments across all ranks
 };
 
 // Which ranks share a host, as the hierarchical algorithms need it.

@@ -34,6 +34,7 @@ const std::vector<EnvVar>& env_registry() {
       {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one receive slot of the ring over channels (two per rank)."},
       {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},
       {"MSCOMM_MAX_FRAME_BYTES", "67108864", "Largest bootstrap message accepted from a peer."},
+      {"MSCOMM_CHECK_ARGS", "0", "1: before every collective all ranks compare their arguments through the bootstrap (one extra round trip per call); 0: only the cheap checks between the ranks that exchange data."},
       {"MSCOMM_DEBUG", "0", "1: print failures to stderr as they are detected."},
       // Tools.
       {"MSCOMM_BENCH_GLOO_PORT", "", "Port of the torch store mscomm-bench's ranks use for the gloo comparison (set by mscomm-bench)."},
