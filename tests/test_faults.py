@@ -302,3 +302,47 @@ else:
     assert res["error"] == "Aborted", r0.describe()
     assert "barrier abort" in res["message"]
     assert res["seconds"] < 6
+
+
+CUT_SOCKETS = r'''
+import socket, threading
+comm = mscomm.init(timeout=60)
+boot_port = int(os.environ["MSCOMM_UNIQUE_ID"].rsplit(":", 1)[1].split("/")[0])
+
+def cut_data_connections():
+    time.sleep(0.5)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if s.type == socket.SOCK_STREAM and s.getpeername()[1] != boot_port:
+                s.shutdown(socket.SHUT_RDWR)   # the connection to the peer breaks mid-transfer
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+if RANK == 1:
+    threading.Thread(target=cut_data_connections, daemon=True).start()
+x = np.ones(1 << 20, np.float32)
+t0 = time.monotonic()
+try:
+    for i in range(100000):
+        comm.allreduce(x, "max")
+    emit({"error": None})
+except mscomm.MscommError as e:
+    emit({"error": type(e).__name__, "message": str(e), "seconds": time.monotonic() - t0})
+os._exit(0)
+'''
+
+
+@pytest.mark.timeout(90)
+def test_fault_connection_cut_mid_transfer_fails_both_ranks_fast():
+    job = run_job(2, CUT_SOCKETS, env={"MSCOMM_FORCE_TCP": "1"}, timeout=60)
+    for r in range(2):
+        res = job.results(r)[0]
+        assert res["error"] == "PeerFailure", job[r].describe()
+        assert "TCP connection" in res["message"], res
+        assert res["seconds"] < 15, res
