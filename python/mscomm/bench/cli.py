@@ -56,11 +56,12 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     for p in peers:
         if p not in PEERS:
             raise SystemExit(f"mscomm-bench: unknown --compare peer {p!r}; choose from {', '.join(PEERS)}")
-    if "gloo" in peers:
+    if "gloo" in peers or args.backend == "torch":
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise SystemExit("mscomm-bench: --compare gloo needs torch (pip install torch==2.13.0)") from None
+            raise SystemExit("mscomm-bench: --compare gloo and --backend torch need torch "
+                             "(pip install torch==2.13.0)") from None
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "mscomm.json")
         wargs = _worker_args(args, sizes, out)
@@ -70,6 +71,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             wargs += ["--algorithm", args.algorithm]
         if "gloo" in peers:
             wargs.append("--gloo")
+        if args.backend == "torch":
+            wargs.append("--torch")
         extra = {"MSCOMM_BENCH_GLOO_PORT": str(_free_port())}
         if args.force_tcp:
             extra["MSCOMM_FORCE_TCP"] = "1"
@@ -87,7 +90,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                                                                        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
             with open(mpi_out) as f:
                 report["results"].append(json.load(f))
-    report.update(collective=args.collective, dtype=args.dtype, op=args.op, reps=args.reps)
+    report.update(collective=args.collective, dtype=args.dtype, op=args.op, reps=args.reps, backend=args.backend)
     return report
 
 
@@ -97,7 +100,8 @@ def format_table(report: dict) -> str:
     peers = [b for b in PEERS if b in res]
     allreduce = "in_place" in ms
     lines = [
-        f"# mscomm-bench {report['collective']}: {report['nranks']} ranks, {report['dtype']} {report['op']}, "
+        f"# mscomm-bench {report['collective']}{' (through torch.distributed)' if report.get('backend') == 'torch' else ''}: "
+        f"{report['nranks']} ranks, {report['dtype']} {report['op']}, "
         f"median of {report['reps']} repetitions (time = slowest rank; x-peer = peer time / mscomm time)",
     ]
     head = (f"# {'size':>8} {'count':>10} {'type':>8} {'redop':>5}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} "
@@ -161,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
     p.add_argument("--algorithm", default=None, help="allreduce: force an algorithm (auto, oneshot, rsag, ring)")
     p.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks")
+    p.add_argument("--backend", choices=("mscomm", "torch"), default="mscomm",
+                   help="torch: run mscomm through torch.distributed (process group 'mscomm'); --compare gloo "
+                        "then runs gloo through the same API")
     p.add_argument("--compare", default="", help="comma-separated peers to run in the same session: gloo,mpi")
     p.add_argument("--json", default=None, help="write the full report as JSON")
     p.add_argument("--plot", default=None, help="write busbw against size as a PNG")

@@ -103,7 +103,8 @@ def _ring_sendrecv(send: Callable[[], Any], recv: Callable[[], Any], rank: int) 
         send()
 
 
-def gloo_call(collective: str, b: Buffers, op: str) -> Callable[[], Any]:
+def torch_call(collective: str, b: Buffers, op: str, group: Any = None) -> Callable[[], Any]:
+    """The collective through torch.distributed on `group` (default: the default group)."""
     import torch
     import torch.distributed as dist
 
@@ -112,17 +113,18 @@ def gloo_call(collective: str, b: Buffers, op: str) -> Callable[[], Any]:
     x, out = torch.from_numpy(b.x), torch.from_numpy(b.out)
     rank, n = dist.get_rank(), dist.get_world_size()
     chunks = list(out.chunk(n)) if out.numel() else []
+    g = group
     calls = {
-        "allreduce": lambda: dist.all_reduce(x, op=ops[op]),
-        "reduce": lambda: dist.reduce(x, ROOT, op=ops[op]),
-        "broadcast": lambda: dist.broadcast(x, ROOT),
-        "allgather": lambda: dist.all_gather_into_tensor(out, x),
-        "gather": lambda: dist.gather(x, chunks if rank == ROOT else None, dst=ROOT),
-        "reduce_scatter": lambda: dist.reduce_scatter_tensor(out, x, op=ops[op]),
-        "scatter": lambda: dist.scatter(out, list(x.chunk(n)) if rank == ROOT else None, src=ROOT),
-        "alltoall": lambda: dist.all_to_all_single(out, x),
-        "sendrecv": lambda: _ring_sendrecv(lambda: dist.send(x, (rank + 1) % n), lambda: dist.recv(out, (rank - 1) % n),
-                                           rank),
+        "allreduce": lambda: dist.all_reduce(x, op=ops[op], group=g),
+        "reduce": lambda: dist.reduce(x, ROOT, op=ops[op], group=g),
+        "broadcast": lambda: dist.broadcast(x, ROOT, group=g),
+        "allgather": lambda: dist.all_gather_into_tensor(out, x, group=g),
+        "gather": lambda: dist.gather(x, chunks if rank == ROOT else None, dst=ROOT, group=g),
+        "reduce_scatter": lambda: dist.reduce_scatter_tensor(out, x, op=ops[op], group=g),
+        "scatter": lambda: dist.scatter(out, list(x.chunk(n)) if rank == ROOT else None, src=ROOT, group=g),
+        "alltoall": lambda: dist.all_to_all_single(out, x, group=g),
+        "sendrecv": lambda: _ring_sendrecv(lambda: dist.send(x, (rank + 1) % n, group=g),
+                                           lambda: dist.recv(out, (rank - 1) % n, group=g), rank),
     }
     return calls[collective]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 import mscomm
 from mscomm.bench.sizes import iterations_for
-from mscomm.bench.specs import buffers, busbw_factor, gloo_call, mscomm_call
+from mscomm.bench.specs import buffers, busbw_factor, mscomm_call, torch_call
 
 
 def np_dtype(name: str) -> np.dtype:
@@ -60,8 +60,9 @@ def row(collective: str, nbytes: int, count: int, args: argparse.Namespace, nran
     }
 
 
-def count_wrong(collective: str, b: Any) -> int | None:
-    got = b.x if collective == "broadcast" else b.out
+def count_wrong(collective: str, b: Any, in_place: bool = False) -> int | None:
+    """Elements that differ from the expected result (torch's allreduce and reduce work in place)."""
+    got = b.x if collective == "broadcast" or (in_place and collective in ("allreduce", "reduce")) else b.out
     if b.expected is None:
         return 0
     return int(np.count_nonzero(got != b.expected))
@@ -112,10 +113,13 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     return result
 
 
-def run_gloo(args: argparse.Namespace, rank: int, size: int) -> dict:
+def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str]) -> list[dict]:
+    """Each backend in `backends` ("gloo", "mscomm") measured through torch.distributed, in one run."""
     import torch
     import torch.distributed as dist
 
+    if "mscomm" in backends:
+        import mscomm.torch  # noqa: F401 - registers the backend
     store = dist.TCPStore("127.0.0.1", int(os.environ["MSCOMM_BENCH_GLOO_PORT"]), size, is_master=(rank == 0))
     dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
     slot = torch.zeros(1, dtype=torch.float64)
@@ -127,17 +131,28 @@ def run_gloo(args: argparse.Namespace, rank: int, size: int) -> dict:
 
     timer = Timer(dist.barrier, max_over_ranks, args.reps)
     dt = np_dtype(args.dtype)
-    rows = []
-    for nbytes in args.sizes:
-        b = buffers(args.collective, nbytes, rank, size, dt)
-        iters = iterations_for(nbytes) if args.iters is None else args.iters
-        try:
-            t = timer.measure(gloo_call(args.collective, b, args.op), iters, args.warmup)
-            rows.append(row(args.collective, nbytes, b.x.size, args, size, t, None))
-        except (RuntimeError, ValueError) as e:  # gloo lacks some collectives for some dtypes
-            rows.append({"bytes": nbytes, "error": str(e).splitlines()[0]})
+    results = []
+    for backend in backends:
+        group = None if backend == "gloo" else dist.new_group(backend=backend)
+        rows = []
+        for nbytes in args.sizes:
+            b = buffers(args.collective, nbytes, rank, size, dt)
+            iters = iterations_for(nbytes) if args.iters is None else args.iters
+            try:
+                call = torch_call(args.collective, b, args.op, group)
+                wrong = None
+                if args.check:
+                    if args.collective == "broadcast" and rank != 0:
+                        b.x[:] = 0
+                    call()
+                    wrong = count_wrong(args.collective, b, in_place=True) if args.op == "sum" else None
+                t = timer.measure(call, iters, args.warmup)
+                rows.append(row(args.collective, nbytes, b.x.size, args, size, t, wrong))
+            except (RuntimeError, ValueError) as e:  # gloo lacks some collectives for some dtypes
+                rows.append({"bytes": nbytes, "error": str(e).splitlines()[0]})
+        results.append({"backend": backend, "api": "torch.distributed", "rows": rows})
     dist.destroy_process_group()
-    return {"backend": "gloo", "rows": rows}
+    return results
 
 
 def arguments(prog: str) -> argparse.ArgumentParser:
@@ -159,14 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true")
     p.add_argument("--algorithm", default=None)
     p.add_argument("--gloo", action="store_true")
+    p.add_argument("--torch", action="store_true", help="measure mscomm through torch.distributed")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
     comm = mscomm.init()
-    results = [run_mscomm(args, comm)]
     rank, size = comm.rank, comm.size
-    if args.gloo:
-        results.append(run_gloo(args, rank, size))
-    comm.close()
+    if args.torch:
+        comm.close()
+        results = run_torch(args, rank, size, ["mscomm"] + (["gloo"] if args.gloo else []))
+    else:
+        results = [run_mscomm(args, comm)]
+        if args.gloo:
+            results.extend(run_torch(args, rank, size, ["gloo"]))
+        comm.close()
     if rank == 0:
         with open(args.out, "w") as f:
             json.dump({"nranks": size, "results": results}, f)
