@@ -435,8 +435,15 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         send = self._splits("input", input, input_split_sizes, src.numel())
         recv = self._splits("output", output, output_split_sizes, dst.wire.numel())
 
+        # No split sizes (torch's "equal split") takes the faster equal-block alltoall. Decided from
+        # the arguments, not the counts: every rank must make the same choice.
+        even = not input_split_sizes and not output_split_sizes
+
         def body(seconds: float) -> None:
-            comm.alltoallv(dst.wire, src, send, recv, timeout=seconds)
+            if even:
+                comm.alltoall(dst.wire, src, timeout=seconds)
+            else:
+                comm.alltoallv(dst.wire, src, send, recv, timeout=seconds)
             dst.finish()
 
         return self._run(opts, body, [output])

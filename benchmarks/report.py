@@ -1,0 +1,49 @@
+"""Markdown tables from the JSON reports in benchmarks/results (used to write RESULTS.md).
+
+    python benchmarks/report.py benchmarks/results/allreduce-2ranks.json [...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+UNITS = (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10))
+
+
+def human(n: int) -> str:
+    for unit, scale in UNITS:
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return f"{n}B"
+
+
+def table(path: str) -> str:
+    report = json.load(open(path))
+    res = {r["backend"]: r for r in report["results"]}
+    ms = res["mscomm"]
+    peers = [p for p in ("gloo", "mpi") if p in res]
+    head = "| size | mscomm us (min-max) | busbw GB/s | #wrong |"
+    sep = "|---|---|---|---|"
+    if "in_place" in ms:
+        head += " in place us | algo |"
+        sep += "---|---|"
+    for p in peers:
+        head += f" {p} us | {p} / mscomm |"
+        sep += "---|---|"
+    lines = [head, sep]
+    for i, r in enumerate(ms["rows"]):
+        line = (f"| {human(r['bytes'])} | {r['time_us']:.1f} ({r['time_us_min']:.1f}-{r['time_us_max']:.1f}) "
+                f"| {r['busbw']:.2f} | {r['wrong']} |")
+        if "in_place" in ms:
+            line += f" {ms['in_place'][i]['time_us']:.1f} | {ms['algorithms'][str(r['bytes'])]} |"
+        for p in peers:
+            pr = res[p]["rows"][i]
+            line += " n/a | |" if "error" in pr else f" {pr['time_us']:.1f} | {pr['time_us'] / r['time_us']:.2f}x |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    for path in sys.argv[1:]:
+        print(f"`{path}`\n\n{table(path)}\n")
