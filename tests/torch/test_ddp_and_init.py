@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from torch_common import HERE, run_torch_job
+from torch_common import run_torch_job
 
 DDP_CODE = '''
 import torch.nn as nn
@@ -106,8 +106,8 @@ dist.barrier()
 dist.destroy_process_group()
 print("torchrun-ok", r)
 ''')
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(os.path.dirname(os.path.dirname(HERE)), "python"),
-                                                      os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    # The script must find the same mscomm as this test (installed, or PYTHONPATH in a dev tree).
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4",
                            str(script)], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -88,7 +88,7 @@ def register() -> None:
 
 
 def _autoload() -> None:
-    """Entry point of group ``torch.backends``: torch calls it while ``import torch`` runs."""
+    """Registers the backend (kept for callers of the old entry point; see mscomm_torch_autoload)."""
     register()
 
 
