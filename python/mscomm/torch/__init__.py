@@ -87,9 +87,4 @@ def register() -> None:
     dist.Backend.register_backend(BACKEND, _create, devices=["cpu"])
 
 
-def _autoload() -> None:
-    """Registers the backend (kept for callers of the old entry point; see mscomm_torch_autoload)."""
-    register()
-
-
 register()
