@@ -8,14 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-UNITS = (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10))
-
-
-def human(n: int) -> str:
-    for unit, scale in UNITS:
-        if n >= scale and n % scale == 0:
-            return f"{n // scale}{unit}"
-    return f"{n}B"
+from mscomm.bench.sizes import human
 
 
 def table(path: str) -> str:

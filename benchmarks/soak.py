@@ -53,7 +53,7 @@ def worker(minutes: float, seed_offset: int) -> int:
 
     rank = int(os.environ["MSCOMM_RANK"])
     size = int(os.environ["MSCOMM_WORLD_SIZE"])
-    comm = mscomm.init(timeout=120)
+    mscomm.init(timeout=120)  # the default communicator of the module-level collectives below
     wrong: list[str] = []
 
     def check(what: str, got, want) -> None:

@@ -10,10 +10,6 @@ void register_bootstrap(py::module_& m) {
   m.def("create_unique_id", [](const std::string& host, int port) { return mscomm::create_unique_id(host, port).str(); },
         py::arg("host") = "127.0.0.1", py::arg("port") = 0,
         "A fresh unique id (rank 0's address and a random secret); the port is bound now and kept for rank 0.");
-  m.def("parse_unique_id", [](const std::string& id) {
-    auto u = mscomm::UniqueId::parse(id);
-    return py::make_tuple(u.host, u.port);
-  });
   py::class_<Bootstrap>(m, "Bootstrap")
       .def_property_readonly("rank", &Bootstrap::rank)
       .def_property_readonly("size", &Bootstrap::size)

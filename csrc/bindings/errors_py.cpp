@@ -15,10 +15,4 @@ void register_errors(py::module_& m) {
       PyErr_SetString(cls.ptr(), e.what());
     }
   });
-  m.def("error_kinds", [] {
-    py::dict d;
-    for (int k = 0; k <= static_cast<int>(mscomm::ErrorKind::Aborted); ++k)
-      d[py::int_(k)] = mscomm::error_kind_name(static_cast<mscomm::ErrorKind>(k));
-    return d;
-  });
 }

@@ -45,7 +45,6 @@ CollectiveContext::CollectiveContext(Communicator& comm)
       descriptor_bytes(static_cast<size_t>(comm.size()) * 4 * sizeof(CallDescriptor)),
       shm_slot_bytes(tuning.shm_slot_bytes),
       chunk_bytes(tuning.chunk_bytes),
-      all_local(comm.num_hosts() == 1),
       sent(comm.size()), received(comm.size()), sends(comm.size()), recvs(comm.size()), outgoing(comm.size()) {}
 
 void CollectiveContext::connect(Communicator& comm) {

@@ -69,7 +69,6 @@ struct CollectiveContext {
   RegisteredMemory scratch;
   std::vector<RegisteredMemory> peer_scratch;  // every rank's scratch; mapped for same-host ranks
   std::vector<std::shared_ptr<Channel>> data, credit;  // by peer rank (null for this rank)
-  bool all_local;
   uint64_t shm_phase = 0;               // uses of the shm slots; slot = phase % 2
   std::vector<uint64_t> sent, received;  // p2p chunks per peer; slot = chunk % 2
   std::vector<uint64_t> sends, recvs;    // point-to-point transfers to / from each peer

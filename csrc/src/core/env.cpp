@@ -31,7 +31,7 @@ const std::vector<EnvVar>& env_registry() {
       {"MSCOMM_ALLREDUCE_ALGO", "auto", "Force an allreduce algorithm: auto, oneshot, rsag (shared memory), ring (channels)."},
       {"MSCOMM_ONESHOT_MAX_BYTES", "32768", "Largest message the one-shot shared-memory allreduce handles."},
       {"MSCOMM_SHM_SLOT_BYTES", "1048576", "Bytes of one pipeline slot of the shared-memory algorithms (two per rank)."},
-      {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one receive slot of the ring over channels (two per rank)."},
+      {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one pipe chunk: each rank keeps two receive slots of this size per sender (rings, chains, pairwise exchanges, send/recv)."},
       {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},
       {"MSCOMM_MAX_FRAME_BYTES", "67108864", "Largest bootstrap message accepted from a peer."},
       {"MSCOMM_CHECK_ARGS", "0", "1: before every collective all ranks compare their arguments through the bootstrap (one extra round trip per call); 0: only the cheap checks between the ranks that exchange data."},

@@ -74,10 +74,6 @@ void Socket::close() {
   fd_ = -1;
 }
 
-void Socket::shutdown() {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
-}
-
 namespace {
 void tune(int fd) {
   int one = 1;
@@ -242,11 +238,5 @@ std::string Socket::local_host() const {
   return sockaddr_host(ss);
 }
 
-std::string Socket::peer_host() const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  return sockaddr_host(ss);
-}
 
 }  // namespace mscomm::net

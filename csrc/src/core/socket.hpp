@@ -62,10 +62,8 @@ class Socket {
   bool valid() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   void close();
-  void shutdown();  // wakes any thread blocked on this socket
   int local_port() const;
   std::string local_host() const;
-  std::string peer_host() const;
 
  private:
   int fd_ = -1;

@@ -52,6 +52,20 @@ def _check_count(what: str, value: int, minimum: int = 1) -> None:
         raise TopologyError(f"{what} must be an integer >= {minimum}, got {value!r}")
 
 
+def _dgx_boxes(b: "_Builder", n_boxes: int, nvlink_bw: int, nic_bw: int, fabric: list) -> None:
+    """Boxes of 8 GPUs on one NVSwitch node each; with several boxes, GPU i's own NIC sits on
+    fabric switch i % len(fabric)."""
+    for box in range(n_boxes):
+        nvs = b.switch(f"b{box}.nvswitch", "nvswitch")
+        for i in range(8):
+            gpu = b.gpu(f"b{box}.gpu{i}", box)
+            b.cable(gpu, nvs, nvlink_bw)
+            if fabric:
+                nic = b.switch(f"b{box}.nic{i}", "nic")
+                b.cable(gpu, nic, nic_bw)
+                b.cable(nic, fabric[i % len(fabric)], nic_bw)
+
+
 def dgx_a100(n_boxes: int = 1) -> Topology:
     """DGX-A100 boxes as modelled by the ForestColl paper.
 
@@ -62,15 +76,7 @@ def dgx_a100(n_boxes: int = 1) -> Topology:
     _check_count("n_boxes", n_boxes)
     b = _Builder()
     ib = [b.switch(f"ib{i}", "ib") for i in range(2)] if n_boxes > 1 else []
-    for box in range(n_boxes):
-        nvs = b.switch(f"b{box}.nvswitch", "nvswitch")
-        for i in range(8):
-            gpu = b.gpu(f"b{box}.gpu{i}", box)
-            b.cable(gpu, nvs, 300)
-            if ib:
-                nic = b.switch(f"b{box}.nic{i}", "nic")
-                b.cable(gpu, nic, 25)
-                b.cable(nic, ib[i % 2], 25)
+    _dgx_boxes(b, n_boxes, 300, 25, ib)
     return b.build(f"dgx-a100x{n_boxes}", f"{n_boxes} DGX-A100 box(es), ForestColl paper model")
 
 
@@ -84,15 +90,7 @@ def dgx_h100(n_boxes: int = 1) -> Topology:
     _check_count("n_boxes", n_boxes)
     b = _Builder()
     rails = [b.switch(f"rail{i}", "ib") for i in range(8)] if n_boxes > 1 else []
-    for box in range(n_boxes):
-        nvs = b.switch(f"b{box}.nvswitch", "nvswitch")
-        for i in range(8):
-            gpu = b.gpu(f"b{box}.gpu{i}", box)
-            b.cable(gpu, nvs, 450)
-            if rails:
-                nic = b.switch(f"b{box}.nic{i}", "nic")
-                b.cable(gpu, nic, 50)
-                b.cable(nic, rails[i], 50)
+    _dgx_boxes(b, n_boxes, 450, 50, rails)
     return b.build(f"dgx-h100x{n_boxes}", f"{n_boxes} DGX-H100 box(es), rail-optimized IB")
 
 
