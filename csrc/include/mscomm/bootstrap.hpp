@@ -61,10 +61,13 @@ class Bootstrap {
   // Tells every rank that this one failed; their blocked calls raise an error of the same kind.
   void report_failure(ErrorKind kind, const std::string& message);
   // Ends this rank's current and later waits with Aborted (other ranks are not told).
-  void abort(const std::string& message) { record_failure(ErrorKind::Aborted, message); }
+  void abort(const std::string& message) { record_failure(ErrorKind::Aborted, message, kCauseKnown); }
   // Throws if any rank reported a failure or died, or the connection to rank 0 is gone.
   void check() const;
-  // Non-zero once a failure is known; cheap to poll from spin loops.
+  // Non-zero once a failure is known; cheap to poll from spin loops. kCauseKnown: a rank reported
+  // why it failed (or this rank aborted); kLostRoot: only the connection to rank 0 broke, a
+  // symptom whose cause a transport of this rank may know better.
+  static constexpr int kCauseKnown = 1, kLostRoot = 2;
   const std::atomic<int>& failure_flag() const { return failed_; }
 
   // Says goodbye. Rank 0 then waits (up to timeout_s) for every other rank to leave too.
@@ -77,7 +80,7 @@ class Bootstrap {
   };
   void send_frame(uint16_t type, int dst, uint64_t tag, const std::string& payload);
   void reader_loop();
-  void record_failure(ErrorKind kind, const std::string& message);
+  void record_failure(ErrorKind kind, const std::string& message, int how = kCauseKnown);
   [[noreturn]] void throw_timeout(const std::string& what, uint64_t seq, double waited);
 
   int rank_, size_;

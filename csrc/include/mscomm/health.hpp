@@ -27,7 +27,8 @@ class Health {
     return !failed_.load(std::memory_order_relaxed) && !peer_failed_->load(std::memory_order_relaxed);
   }
   void check() const;  // throws the recorded failure, if any
-  bool peer_reported_failure() const { return peer_failed_->load(std::memory_order_acquire) != 0; }
+  // True once some rank reported why it failed (not merely: the link to rank 0 broke).
+  bool peer_reported_failure() const;
   int rank() const { return rank_; }
   void set_spin(int spin) { spin_ = spin; }
 
@@ -45,7 +46,14 @@ class Health {
     for (uint64_t iter = 0;; ++iter) {
       if (ready()) return;
       if (!ok()) {
-        if (ready()) return;  // the data arrived before the failure: finish
+        // Data a peer sent just before it failed may still be on its way through a receive
+        // thread: give it a moment, and finish if it lands.
+        auto failed_at = std::chrono::steady_clock::now();
+        do {
+          if (ready()) return;
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        } while (std::chrono::steady_clock::now() - failed_at < std::chrono::duration<double>(kGraceSeconds));
+        if (ready()) return;
         check();
       }
       if ((iter & 63) == 0) {
@@ -61,7 +69,7 @@ class Health {
   }
 
  private:
-  static constexpr double kYieldSeconds = 0.002;
+  static constexpr double kYieldSeconds = 0.002, kGraceSeconds = 0.2;
   [[noreturn]] void throw_timeout(const std::string& what, double waited) const;
 
   const std::atomic<int>* peer_failed_;
@@ -70,6 +78,7 @@ class Health {
   std::atomic<int> failed_{0};
   mutable std::mutex mu_;
   ErrorKind kind_ = ErrorKind::Internal;
+  bool reported_first_ = false;
   std::string message_;
 };
 

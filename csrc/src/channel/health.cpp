@@ -12,15 +12,24 @@ void Health::fail(ErrorKind kind, const std::string& message) {
   if (failed_.load()) return;
   kind_ = kind;
   message_ = message;
+  reported_first_ = peer_reported_failure();
   failed_.store(1, std::memory_order_release);
 }
 
+bool Health::peer_reported_failure() const {
+  return peer_failed_->load(std::memory_order_acquire) == Bootstrap::kCauseKnown;
+}
+
 void Health::check() const {
-  bootstrap_->check();  // a failure some rank reported names the cause: prefer it
+  // Which error to raise: the first known cause. A failure some rank reported before this rank's
+  // transports saw anything comes first; then what the transports saw; a broken link to rank 0
+  // alone says the least.
   if (failed_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (reported_first_) bootstrap_->check();
     throw_error(kind_, message_);
   }
+  bootstrap_->check();
 }
 
 void Health::throw_timeout(const std::string& what, double waited) const {

@@ -161,12 +161,12 @@ void Bootstrap::send_frame(uint16_t type, int dst, uint64_t tag, const std::stri
                   "bootstrap send from rank " + std::to_string(rank_));
 }
 
-void Bootstrap::record_failure(ErrorKind kind, const std::string& message) {
+void Bootstrap::record_failure(ErrorKind kind, const std::string& message, int how) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (failed_.load()) return;
     failure_ = {kind, message};
-    failed_.store(1, std::memory_order_release);
+    failed_.store(how, std::memory_order_release);
   }
   cv_.notify_all();
   if (env_bool("MSCOMM_DEBUG")) fprintf(stderr, "[mscomm rank %d] failure: %s\n", rank_, message.c_str());
@@ -228,7 +228,8 @@ void Bootstrap::reader_loop() {
     if (!stop_)
       record_failure(ErrorKind::PeerFailure,
                      "rank " + std::to_string(rank_) + " lost its connection to the bootstrap on rank 0 (" +
-                         e.what() + "); rank 0 has probably died");
+                         e.what() + "); rank 0 has probably died",
+                     kLostRoot);
   }
 }
 

@@ -169,10 +169,16 @@ void TcpTransport::stop() {
 }
 
 void TcpTransport::enqueue(uint16_t type, int peer, uint32_t id, uint64_t offset, const void* src, uint64_t bytes) {
-  health_->check();
-  if (type != kAck) peers_[peer]->queued.fetch_add(1, std::memory_order_relaxed);
+  // A PUT into a failed communicator is refused; signals still go out (the data a peer needs
+  // has arrived, and a credit returned to a dead rank must not fail the call that consumed it).
+  if (type == kPut) health_->check();
+  Peer& p = *peers_[peer];
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
+    if (type != kAck) {
+      uint64_t n = p.queued.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (type == kPut) p.last_put.store(n, std::memory_order_relaxed);
+    }
     queue_.push_back({type, peer, id, offset, src, bytes});
   }
   queue_cv_.notify_one();
@@ -180,7 +186,7 @@ void TcpTransport::enqueue(uint16_t type, int peer, uint32_t id, uint64_t offset
 
 void TcpTransport::wait_sent(int peer, double timeout_s) {
   Peer& p = *peers_[peer];
-  uint64_t target = p.queued.load(std::memory_order_relaxed);
+  uint64_t target = p.last_put.load(std::memory_order_relaxed);
   health_->wait([&] { return p.sent.load(std::memory_order_acquire) >= target; }, timeout_s,
                 [&] { return "TCP send to rank " + std::to_string(peer); });
 }
