@@ -74,6 +74,9 @@ for name, count in itertools.product(DTYPES, COUNTS):
     mscomm.reduce_scatter(rs, full[me], "sum")
     want = np.sum(np.stack(full).astype(np.int64 if d.kind in "iu" else np.float64), 0)[me * count:(me + 1) * count]
     same(case("reduce_scatter"), rs, want.astype(d))
+    inplace = full[me].copy()  # out is the input's own block
+    mscomm.reduce_scatter(inplace[me * count:(me + 1) * count], inplace, "sum")
+    same(case("reduce_scatter/inplace"), inplace[me * count:(me + 1) * count], want.astype(d))
     # alltoall
     send = np.concatenate([data(me * N + p, count, d) for p in range(N)]) if count else np.zeros(0, d)
     recv = np.zeros(N * count, d)

@@ -66,5 +66,10 @@ void register_collectives(py::module_& m) {
     py::gil_scoped_release nogil;
     barrier(comm, opts);
   }, py::arg("comm"), py::arg("timeout") = -1.0);
+  // register_buffer keeps the GIL: moving the pages must not race other Python threads' writes.
+  m.def("register_buffer", [](Communicator& comm, uintptr_t ptr, size_t nbytes, double timeout) {
+    return register_buffer(comm, out_ptr(ptr), nbytes, timeout);
+  }, py::arg("comm"), py::arg("ptr"), py::arg("nbytes"), py::arg("timeout") = -1.0);
+  m.def("deregister_buffer", &deregister_buffer, py::arg("comm"), py::arg("handle"));
   m.def("allreduce_algorithm", &allreduce_algorithm, py::arg("comm"), py::arg("nbytes"), py::arg("algorithm") = "");
 }

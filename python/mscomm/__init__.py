@@ -34,10 +34,12 @@ from mscomm.collectives import (
     recv,
     reduce,
     reduce_scatter,
+    register,
     scatter,
     send,
 )
 from mscomm.work import Work
+from mscomm.registration import RegisteredBuffer
 from mscomm.launch_env import init, finalize, get_default, is_initialized
 from mscomm.buffers import SUPPORTED_DTYPES
 
@@ -52,6 +54,7 @@ __all__ = [
     "MscommError",
     "PeerFailure",
     "REDUCE_OPS",
+    "RegisteredBuffer",
     "SUPPORTED_DTYPES",
     "Timeout",
     "Work",
@@ -65,6 +68,7 @@ __all__ = [
     "recv",
     "reduce",
     "reduce_scatter",
+    "register",
     "scatter",
     "send",
     "create_unique_id",

@@ -250,3 +250,9 @@ def barrier(*, comm: Any = None, timeout: float | None = None, async_op: bool = 
     """Return once every rank has entered the barrier."""
     comm = _resolve_comm(comm)
     return _run(comm, async_op, lambda: _core.barrier(comm._core, _timeout(timeout)), None)
+
+
+def register(x: Any, *, comm: Any = None, timeout: float | None = None) -> Any:
+    """Collective: register ``x`` so later collectives on it skip the staging copy (see
+    mscomm.registration); returns a handle whose ``deregister()`` undoes it."""
+    return _resolve_comm(comm).register(x, timeout)

@@ -68,6 +68,7 @@ class Communicator:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None
         self._splits = 0
+        self._registered: dict[int, Any] = {}
         _live.add(self)
 
     # -- identity -------------------------------------------------------------------------
@@ -148,11 +149,22 @@ class Communicator:
         """Returns once every rank has called it."""
         return collectives.barrier(comm=self, **kw)
 
+    def register(self, x: Any, timeout: float | None = None) -> Any:
+        """Collective: registers ``x`` (a contiguous, writable array) so that later collectives on
+        it skip the staging copy; returns a handle to ``deregister()``. See mscomm.registration."""
+        from mscomm.registration import register
+
+        return register(self, x, timeout)
+
+    def _drain(self) -> None:
+        """Waits for the async collective in flight, if any."""
+        if self._pending is not None and not self._pending.done():
+            concurrent.futures.wait([self._pending])
+
     def _submit(self, fn: Callable[[], None], result: Any, async_op: bool) -> Any:
         """Run a collective now, or (async_op) in this communicator's thread, keeping issue order."""
         if not async_op:
-            if self._pending is not None and not self._pending.done():
-                concurrent.futures.wait([self._pending])
+            self._drain()
             fn()
             return result
         if self._executor is None:
@@ -225,6 +237,8 @@ class Communicator:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        for reg in list(self._registered.values()):
+            reg.deregister()  # while the arrays are certainly alive
         self._core.close()
 
     def __enter__(self) -> "Communicator":

@@ -44,6 +44,14 @@ void recv(Communicator& comm, void* buffer, size_t count, int peer, int tag, con
 void barrier(Communicator& comm, const CollectiveOptions& opts);
 
 // The algorithm allreduce would run for these arguments (for benchmarks and docs).
+// Collective: registers one buffer per rank (sizes may differ) and returns its handle, the same
+// on every rank. Later collectives whose buffers all lie in registered buffers, on every rank of
+// a one-host communicator, skip the staging copy. The buffer's pages (rounded out to whole pages)
+// move into shared memory in place; keep the buffer alive until deregister_buffer().
+uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double timeout_s);
+// Local: makes the buffer's pages private again (contents kept) and drops the peers' mappings.
+void deregister_buffer(Communicator& comm, uint64_t handle);
+
 std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested);
 
 }  // namespace mscomm

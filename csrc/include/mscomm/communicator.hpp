@@ -49,6 +49,9 @@ class Communicator {
 
   // A new buffer of `bytes` bytes that peers can reach (local to this rank until exchanged).
   RegisteredMemory register_memory(size_t bytes);
+  // Moves a user's buffer into shared memory in place (see RegisteredMemory::adopt); reachable
+  // by same-host peers only (not registered with the TCP transport).
+  RegisteredMemory adopt_memory(void* ptr, size_t bytes);
   // Collective: every rank passes its buffer and gets every rank's (same-host ones mapped).
   std::vector<RegisteredMemory> exchange_memory(const RegisteredMemory& mine);
 

@@ -19,6 +19,12 @@ class RegisteredMemory {
 
   // Creates and maps a new segment of `bytes` bytes (pre-faulted, zero-filled).
   static RegisteredMemory create(int rank, uint32_t id, size_t bytes, const std::string& name_prefix);
+  // Moves the pages holding [ptr, ptr + bytes) (rounded out to whole pages) into a new segment,
+  // in place: the buffer keeps its address and contents, and same-host peers can now map it.
+  // data() is the first page; the buffer starts at data() + (ptr % page size). When the last
+  // owner lets go, the pages become private memory again (contents kept), provided they are
+  // still mapped from this segment (the buffer's owner may have freed them meanwhile).
+  static RegisteredMemory adopt(int rank, uint32_t id, void* ptr, size_t bytes, const std::string& name_prefix);
   // Rebuilds a peer's memory from serialize(); maps it when `map` is set (same host).
   static RegisteredMemory deserialize(const std::string& blob, bool map);
 

@@ -8,6 +8,8 @@
 // chain broadcast (any transport): ranks form a chain from the root; each chunk is received from
 //   the previous rank and forwarded to the next, so the chain is pipelined.
 // gather / scatter: the root exchanges with every rank in turn, chunk by chunk.
+// registered (one host, registered buffers, large): sync, every rank copies what it needs
+//   straight out of the owners' buffers, sync. One copy instead of two.
 #include <algorithm>
 #include <cstring>
 
@@ -19,7 +21,7 @@ namespace mscomm {
 
 namespace {
 
-enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kDirect = 4 };
+enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kDirect = 4, kRegistered = 5 };
 
 // Runs body(off, len, phase) for every block of `count` elements, one sync after the copy-in.
 template <class CopyIn, class CopyOut>
@@ -52,8 +54,17 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
   if (in != out + me * bytes) check_no_overlap("allgather", input, bytes, output, bytes * n);
   copy_if_distinct(out + me * bytes, in, bytes);
   if (n == 1) return;
-  const uint8_t algorithm = comm.num_hosts() == 1 ? kStaged : kRing;
+  const uint8_t algorithm = use_direct(comm, in, bytes, out, bytes * n, bytes) ? kRegistered
+                            : comm.num_hosts() == 1                           ? kStaged
+                                                                              : kRing;
   run_collective(comm, Collective::Allgather, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    if (algorithm == kRegistered) {
+      c.direct_begin(in, bytes, out, bytes * n);
+      for (int r = 0; r < n; ++r)
+        if (r != me) std::memcpy(out + r * bytes, c.peer_input(r, 0, bytes), bytes);
+      c.direct_end();
+      return;
+    }
     if (algorithm == kStaged) {
       staged(c, count, c.ctx.shm_slot_bytes / es,
              [&](size_t off, size_t len, char* slot) { std::memcpy(slot, in + off * es, len * es); },
@@ -81,8 +92,16 @@ void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveO
   MSCOMM_CHECK_ARG(count == 0 || buffer, "broadcast: null buffer with a non-zero count");
   if (n == 1) return;
   auto buf = static_cast<char*>(buffer);
-  const uint8_t algorithm = comm.num_hosts() == 1 ? kStaged : kChain;
+  const uint8_t algorithm = use_direct(comm, nullptr, 0, buf, bytes, bytes) ? kRegistered
+                            : comm.num_hosts() == 1                          ? kStaged
+                                                                             : kChain;
   run_collective(comm, Collective::Broadcast, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, algorithm, [&](Call& c) {
+    if (algorithm == kRegistered) {
+      c.direct_begin(nullptr, 0, buf, bytes);
+      if (me != root) std::memcpy(buf, c.peer_output(root, 0, bytes), bytes);
+      c.direct_end();
+      return;
+    }
     if (algorithm == kStaged) {
       staged(c, count, c.ctx.shm_slot_bytes / es,
              [&](size_t off, size_t len, char* slot) {

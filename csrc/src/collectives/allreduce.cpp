@@ -11,6 +11,9 @@
 //   alternate between two slots so the next copy-in overlaps nobody's reads.
 // ring (any transport, over pipes): N-1 reduce-scatter steps then N-1 allgather steps; each step
 //   sends one segment to the next rank while receiving one from the previous, chunk by chunk.
+// direct (one host, registered buffers, large): sync; reduce my segment straight from every
+//   rank's input into my output; sync; copy every other segment out of its owner's output; sync.
+//   Each rank reads N segments and writes 2: no staging copy.
 // hier (several hosts, equal ranks per host): rsag within each host with, between its halves,
 //   a ring allreduce across hosts among the ranks of equal local index (see hierarchical()).
 // chain (reduce across hosts): ranks form a chain ending at the root; each adds its input to the
@@ -28,7 +31,7 @@ namespace mscomm {
 
 namespace {
 
-enum Algorithm : uint8_t { kOneShot = 1, kRsag = 2, kRing = 3, kChain = 4, kLocal = 5, kHierarchical = 6 };
+enum Algorithm : uint8_t { kOneShot = 1, kRsag = 2, kRing = 3, kChain = 4, kLocal = 5, kHierarchical = 6, kDirect = 7 };
 const char* algorithm_name(uint8_t a) {
   switch (a) {
     case kOneShot: return "oneshot";
@@ -36,6 +39,7 @@ const char* algorithm_name(uint8_t a) {
     case kRing: return "ring";
     case kChain: return "chain";
     case kHierarchical: return "hier";
+    case kDirect: return "direct";
     default: return "local";
   }
 }
@@ -89,6 +93,20 @@ void rsag(Call& c, const std::vector<int>& members, const char* input, char* out
     }
     off += len;
   } while (off < count);
+}
+
+void direct(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
+  const int n = c.size, me = c.rank;
+  auto lo = [&](int r) { return seg_begin(count, n, r) * c.es; };
+  auto bytes = [&](int r) { return lo(r + 1) - lo(r); };
+  c.direct_begin(input, count * c.es, output, count * c.es);
+  std::vector<const void*> srcs(n);
+  for (int r = 0; r < n; ++r) srcs[r] = r == me ? input + lo(me) : c.peer_input(r, lo(me), bytes(me));
+  reduce(output + lo(me), srcs.data(), n, bytes(me) / c.es, static_cast<DataType>(c.desc.dtype), op);
+  c.sync_local();
+  for (int r = 0; r < n; ++r)
+    if (r != me) std::memcpy(output + lo(r), c.peer_output(r, lo(r), bytes(r)), bytes(r));
+  c.direct_end();
 }
 
 // Ring allreduce among `members` (any transport), in place when output == input.
@@ -214,7 +232,8 @@ void allreduce(Communicator& comm, const void* input, void* output, size_t count
   const size_t bytes = count * dtype_size(opts.dtype);
   MSCOMM_CHECK_ARG(count == 0 || (input && output), "allreduce: null buffer with a non-zero count");
   check_no_overlap("allreduce", input, bytes, output, bytes);
-  const uint8_t algorithm = choose(comm, bytes, opts.algorithm);
+  uint8_t algorithm = choose(comm, bytes, opts.algorithm);
+  if (algorithm == kRsag && use_direct(comm, input, bytes, output, bytes, bytes)) algorithm = kDirect;
   auto in = static_cast<const char*>(input);
   auto out = static_cast<char*>(output);
   if (algorithm == kLocal) {
@@ -223,6 +242,7 @@ void allreduce(Communicator& comm, const void* input, void* output, size_t count
   }
   run_collective(comm, Collective::Allreduce, count, opts.dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kOneShot) oneshot(c, in, out, count, opts.op);
+    else if (algorithm == kDirect) direct(c, in, out, count, opts.op);
     else if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, -1);
     else if (algorithm == kHierarchical) hierarchical(c, in, out, count, opts.op);
     else ring(c, c.ctx.layout.all, in, out, count, opts.op);

@@ -8,6 +8,8 @@
 //   receiver's expected count.
 // ring reduce_scatter (any transport): N-1 steps; each adds my block to the partial sum
 //   received from the previous rank and passes it on; the last step leaves my own block.
+// registered (one host, registered buffers, large; alltoall and reduce_scatter): sync, take
+//   block `me` straight out of every rank's input (copy or reduce in rank order), sync.
 #include <algorithm>
 #include <cstring>
 
@@ -20,7 +22,7 @@ namespace mscomm {
 
 namespace {
 
-enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3 };
+enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3, kRegistered = 4 };
 
 size_t total(const std::vector<size_t>& v) {
   size_t s = 0;
@@ -78,8 +80,17 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
     if (bytes) std::memcpy(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = comm.num_hosts() == 1 ? kStaged : kPairwise;
+  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes * n, bytes) ? kRegistered
+                            : comm.num_hosts() == 1                                 ? kStaged
+                                                                                    : kPairwise;
   run_collective(comm, Collective::Alltoall, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    if (algorithm == kRegistered) {
+      c.direct_begin(in, bytes * n, out, bytes * n);
+      for (int p = 0; p < n; ++p)
+        std::memcpy(out + p * bytes, p == me ? in + me * bytes : c.peer_input(p, me * bytes, bytes), bytes);
+      c.direct_end();
+      return;
+    }
     if (algorithm == kStaged) {
       std::memcpy(out + me * bytes, in + me * bytes, bytes);
       staged_blocks(c, in, count, [&](size_t off, size_t len, uint64_t phase, size_t seg) {
@@ -139,8 +150,18 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
     if (out != in && bytes) std::memmove(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = comm.num_hosts() == 1 ? kStaged : kRing;
+  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes, bytes) ? kRegistered
+                            : comm.num_hosts() == 1                             ? kStaged
+                                                                                : kRing;
   run_collective(comm, Collective::ReduceScatter, count, dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    if (algorithm == kRegistered) {
+      c.direct_begin(in, bytes * n, out, bytes);
+      std::vector<const void*> srcs(n);
+      for (int p = 0; p < n; ++p) srcs[p] = p == me ? in + me * bytes : c.peer_input(p, me * bytes, bytes);
+      reduce(out, srcs.data(), n, count, dtype, opts.op);
+      c.direct_end();
+      return;
+    }
     if (algorithm == kStaged) {
       std::vector<const void*> srcs(n);
       staged_blocks(c, in, count, [&](size_t off, size_t len, uint64_t phase, size_t seg) {

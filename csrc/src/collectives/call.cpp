@@ -32,6 +32,9 @@ void Call::check(int peer, const char* raw, const CallDescriptor& expected) cons
                          ? (p2p ? " (and a different number of earlier transfers between them)"
                                 : " (and a different number of earlier collectives)")
                          : "";
+  if (theirs.algorithm != expected.algorithm && hint.empty())
+    hint = " (and a different algorithm: the buffers are registered with comm.register on some ranks only, or the "
+           "ranks requested different algorithms)";
   comm.fail_everywhere(ErrorKind::InvalidArgument,
                        what + ": arguments differ across ranks: rank " + std::to_string(rank) + " expects " +
                            describe(expected) + ", rank " + std::to_string(peer) + " passed " + describe(theirs) + hint +

@@ -9,6 +9,11 @@
 
 namespace mscomm {
 
+// Where a call's buffer lies in a registered buffer: handle 0 means it is not registered.
+struct BufferRef {
+  uint64_t handle = 0, offset = 0;
+};
+
 struct Call {
   Communicator& comm;
   CollectiveContext& ctx;
@@ -28,7 +33,25 @@ struct Call {
   // may not sync every pair (gather), but a phase is reused only after every peer's next sync.
   void publish_descriptor();
   void check_local_descriptors() const;
+
+  // Direct path (registered buffers, one host): peers read and write each other's buffers with
+  // no staging copy. direct_begin() announces where this rank's buffers lie in its registrations
+  // (null: none) and syncs; peer_input/peer_output then point into a peer's buffers, `bytes` from `offset` on
+  // (bounds-checked against its registration); direct_end() syncs so that nobody leaves while a
+  // peer still reads or writes its buffers.
+  void direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes);
+  const char* peer_input(int peer, size_t offset, size_t bytes) const;
+  const char* peer_output(int peer, size_t offset, size_t bytes) const;
+  void direct_end() const { sync_local(); }
 };
+
+BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t bytes);
+// The direct path applies when every rank is on this host, both buffers (null: none) are
+// registered and the message (bytes per rank, equal on every rank) is at least
+// MSCOMM_DIRECT_MIN_BYTES. The algorithm id then differs from the staged one, so ranks that
+// disagree (one registered, one not) fail their first sync with "arguments differ".
+bool use_direct(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes,
+                size_t message_bytes);
 
 // Validates the common arguments, then runs `algorithm` on a fresh Call. Any error inside leaves
 // the communicator unusable (the ranks no longer agree on semaphore counts).

@@ -15,6 +15,7 @@ const char* collective_name(uint32_t c) {
 Tuning::Tuning()
     : allreduce_algorithm(env_string("MSCOMM_ALLREDUCE_ALGO")),
       oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
+      direct_min_bytes(static_cast<size_t>(env_int("MSCOMM_DIRECT_MIN_BYTES"))),
       shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),
       chunk_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES")) & ~size_t{63}),
       check_args(env_bool("MSCOMM_CHECK_ARGS")) {

@@ -10,6 +10,7 @@
 // consumed your chunk, the slot is free again"), each with its own semaphore.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,7 +45,7 @@ const char* collective_name(uint32_t c);
 struct Tuning {
   Tuning();
   std::string allreduce_algorithm;
-  size_t oneshot_max_bytes, shm_slot_bytes, chunk_bytes;
+  size_t oneshot_max_bytes, direct_min_bytes, shm_slot_bytes, chunk_bytes;
   bool check_args;  // MSCOMM_CHECK_ARGS: compare every call's arguments across all ranks
 };
 
@@ -54,6 +55,17 @@ struct HostLayout {
   std::vector<int> all;                       // 0..size-1
   std::vector<std::vector<int>> same_index;   // by rank: the ranks with its local index, one per host
   bool uniform = true;                        // every host has the same number of ranks
+};
+
+// A user buffer registered with register_buffer(): its pages moved into shared memory, and where
+// every same-host peer's buffer of the same registration is mapped here.
+struct UserBuffer {
+  const char* ptr = nullptr;
+  size_t bytes = 0;
+  RegisteredMemory own;                 // invalid when the communicator spans several hosts
+  std::vector<RegisteredMemory> peers;  // keeps the peers' mappings alive
+  std::vector<const char*> peer_ptr;    // by rank: the start of its buffer here (null: not mapped)
+  std::vector<size_t> peer_bytes;
 };
 
 struct CollectiveContext {
@@ -73,6 +85,8 @@ struct CollectiveContext {
   std::vector<uint64_t> sent, received;  // p2p chunks per peer; slot = chunk % 2
   std::vector<uint64_t> sends, recvs;    // point-to-point transfers to / from each peer
   std::vector<CallDescriptor> outgoing;  // descriptors in flight to each peer (outlive the proxy's send)
+  std::map<uint64_t, UserBuffer> buffers;  // registrations by handle (numbered alike on every rank)
+  uint64_t next_buffer = 1;
 
   size_t descriptor_offset(int writer, int entry) const;
   char* descriptor(int owner, int writer, int entry) const;  // owner's scratch must be mapped

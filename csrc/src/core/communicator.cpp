@@ -161,6 +161,12 @@ RegisteredMemory Communicator::register_memory(size_t bytes) {
   return m;
 }
 
+RegisteredMemory Communicator::adopt_memory(void* ptr, size_t bytes) {
+  MSCOMM_CHECK_ARG(!closed_, "register: the communicator is closed");
+  std::lock_guard<std::mutex> lock(mu_);
+  return RegisteredMemory::adopt(rank_, next_memory_id_++, ptr, bytes, name_prefix_);
+}
+
 std::vector<RegisteredMemory> Communicator::exchange_memory(const RegisteredMemory& mine) {
   MSCOMM_CHECK_ARG(mine.valid() && mine.rank() == rank_, "exchange_memory: pass memory registered on this rank");
   health_->check();

@@ -30,6 +30,9 @@ const std::vector<EnvVar>& env_registry() {
       // Algorithms.
       {"MSCOMM_ALLREDUCE_ALGO", "auto", "Force an allreduce algorithm: auto, oneshot, rsag (shared memory), ring (channels)."},
       {"MSCOMM_ONESHOT_MAX_BYTES", "32768", "Largest message the one-shot shared-memory allreduce handles."},
+      {"MSCOMM_DIRECT_MIN_BYTES", "65536",
+       "Smallest message (bytes per rank) that takes the direct path when its buffers are registered "
+       "(comm.register); smaller ones are staged, which needs fewer syncs."},
       {"MSCOMM_SHM_SLOT_BYTES", "1048576", "Bytes of one pipeline slot of the shared-memory algorithms (two per rank)."},
       {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one pipe chunk: each rank keeps two receive slots of this size per sender (rings, chains, pairwise exchanges, send/recv)."},
       {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},

@@ -84,6 +84,12 @@ MSCOMM_INLINE void combine(T* out, const T* a, const T* b, size_t count, Op op, 
 // the sequential result: ((s0 op s1) op s2) ...
 template <class T, class Op>
 MSCOMM_INLINE void reduce_pairwise(T* dst, const T* const* srcs, int n, size_t count, Op op, int divisor) {
+  // dst may be one of the sources (in place); the first pass overwrites it, so a source from the
+  // third on that dst aliases is read from a copy of its chunk, keeping the order of the sum.
+  int aliased = -1;
+  for (int k = 2; k < n; ++k)
+    if (srcs[k] == dst) aliased = k;
+  T saved[16 * kTile];  // 32 KiB at most, untouched unless aliased
   for (size_t base = 0; base < count; base += 16 * kTile) {  // chunks stay in L1 across passes
     const size_t m = count - base < 16 * kTile ? count - base : 16 * kTile;
     T* out = dst + base;
@@ -91,8 +97,10 @@ MSCOMM_INLINE void reduce_pairwise(T* dst, const T* const* srcs, int n, size_t c
       combine(out, srcs[0] + base, srcs[0] + base, m, [](auto a, auto) { return a; }, divisor);
       continue;
     }
+    if (aliased >= 0) std::memcpy(saved, out, m * sizeof(T));
     combine(out, srcs[0] + base, srcs[1] + base, m, op, n == 2 ? divisor : 1);
-    for (int k = 2; k < n; ++k) combine(out, out, srcs[k] + base, m, op, k == n - 1 ? divisor : 1);
+    for (int k = 2; k < n; ++k)
+      combine(out, out, k == aliased ? saved : srcs[k] + base, m, op, k == n - 1 ? divisor : 1);
   }
 }
 

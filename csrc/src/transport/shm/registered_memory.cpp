@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "mscomm/errors.hpp"
@@ -19,10 +20,37 @@ struct RegisteredMemory::Impl {
   void* ptr = nullptr;
   size_t mapped = 0;
   bool linked = false;
+  bool adopted = false;  // ptr..ptr+mapped are a user's pages, moved into this segment
 
   ~Impl() {
-    if (ptr && mapped) munmap(ptr, mapped);
+    if (adopted) give_back();
+    else if (ptr && mapped) munmap(ptr, mapped);
     if (linked) shm_unlink(name.c_str());
+  }
+
+  // The segment's pages become private again at the same address, with the same contents.
+  void give_back() {
+    if (!still_mapped()) return;  // freed by its owner: nothing of ours is left there
+    void* t = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (t == MAP_FAILED) return;  // keep the shared pages: they stay correct, only not private
+    std::memcpy(t, ptr, mapped);
+    if (mremap(t, mapped, mapped, MREMAP_MAYMOVE | MREMAP_FIXED, ptr) == MAP_FAILED) munmap(t, mapped);
+  }
+
+  // Whether ptr is still mapped from this segment (/proc/self/maps names the shm file).
+  bool still_mapped() const {
+    FILE* f = std::fopen("/proc/self/maps", "r");
+    if (!f) return false;
+    char line[4096];
+    bool found = false;
+    const auto want = reinterpret_cast<unsigned long>(ptr);
+    while (!found && std::fgets(line, sizeof(line), f)) {
+      unsigned long lo, hi;
+      if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= want && want < hi)
+        found = std::strstr(line, ("/dev/shm" + name + " ").c_str()) || std::strstr(line, ("/dev/shm" + name + "\n").c_str());
+    }
+    std::fclose(f);
+    return found;
   }
 };
 
@@ -58,6 +86,20 @@ RegisteredMemory RegisteredMemory::create(int rank, uint32_t id, size_t bytes, c
   impl->mapped = map_size(bytes);
   RegisteredMemory m;
   m.impl_ = impl;
+  return m;
+}
+
+RegisteredMemory RegisteredMemory::adopt(int rank, uint32_t id, void* ptr, size_t bytes, const std::string& name_prefix) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(ptr) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(ptr) + bytes + page - 1) / page * page;
+  RegisteredMemory m = create(rank, id, hi - lo, name_prefix);
+  Impl& impl = *m.impl_;
+  std::memcpy(impl.ptr, reinterpret_cast<void*>(lo), hi - lo);
+  if (mremap(impl.ptr, hi - lo, hi - lo, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(lo)) == MAP_FAILED)
+    throw_system_error("mremap of the pages of a " + std::to_string(bytes) + "-byte buffer into shared memory");
+  impl.ptr = reinterpret_cast<void*>(lo);
+  impl.adopted = true;
   return m;
 }
 

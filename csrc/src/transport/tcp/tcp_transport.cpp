@@ -172,13 +172,9 @@ void TcpTransport::enqueue(uint16_t type, int peer, uint32_t id, uint64_t offset
   // A PUT into a failed communicator is refused; signals still go out (the data a peer needs
   // has arrived, and a credit returned to a dead rank must not fail the call that consumed it).
   if (type == kPut) health_->check();
-  Peer& p = *peers_[peer];
+  if (type != kAck) peers_[peer]->queued.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
-    if (type != kAck) {
-      uint64_t n = p.queued.fetch_add(1, std::memory_order_relaxed) + 1;
-      if (type == kPut) p.last_put.store(n, std::memory_order_relaxed);
-    }
     queue_.push_back({type, peer, id, offset, src, bytes});
   }
   queue_cv_.notify_one();
@@ -186,7 +182,7 @@ void TcpTransport::enqueue(uint16_t type, int peer, uint32_t id, uint64_t offset
 
 void TcpTransport::wait_sent(int peer, double timeout_s) {
   Peer& p = *peers_[peer];
-  uint64_t target = p.last_put.load(std::memory_order_relaxed);
+  uint64_t target = p.queued.load(std::memory_order_relaxed);
   health_->wait([&] { return p.sent.load(std::memory_order_acquire) >= target; }, timeout_s,
                 [&] { return "TCP send to rank " + std::to_string(peer); });
 }
@@ -224,6 +220,7 @@ void TcpTransport::proxy_loop() {
     }
     Peer& p = *peers_[req.peer];
     DataFrame f{kDataMagic, req.type, 0, req.id, 0, req.offset, req.type == kPut ? req.bytes : 0};
+    std::string failure;
     try {
       net::Deadline deadline(timeout_s_);
       std::string what = "TCP send to rank " + std::to_string(req.peer);
@@ -232,9 +229,11 @@ void TcpTransport::proxy_loop() {
     } catch (const Aborted&) {
       return;
     } catch (const Error& e) {
-      peer_failed(req.peer, e.what());
+      failure = e.what();
     }
+    // Done with the frame either way: wait_sent() only promises its source is no longer read.
     if (req.type != kAck) p.sent.fetch_add(1, std::memory_order_release);
+    if (!failure.empty()) peer_failed(req.peer, failure);
   }
 }
 

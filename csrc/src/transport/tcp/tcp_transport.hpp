@@ -53,9 +53,7 @@ class TcpTransport : public std::enable_shared_from_this<TcpTransport> {
   };
   struct Peer {
     net::Socket sock;
-    // queued/sent count frames other than acks, in queue order; last_put is the count at the
-    // last PUT, the one frame wait_sent needs gone (later signals do not read user memory).
-    std::atomic<uint64_t> queued{0}, sent{0}, last_put{0}, flushes{0}, acked{0};
+    std::atomic<uint64_t> queued{0}, sent{0}, flushes{0}, acked{0};  // queued/sent: frames but acks
   };
   void proxy_loop();
   void receive_loop();

@@ -1,0 +1,121 @@
+// Registered user buffers and the direct (zero-copy) path's shared steps.
+//
+// register_buffer moves the buffer's pages into a shared-memory segment in place (same address,
+// same contents) and maps every same-host peer's segment of the same registration, so later
+// collectives on it read peers' buffers where they are instead of through the staging slots.
+#include <unistd.h>
+
+#include <cstring>
+
+#include "call.hpp"
+#include "mscomm/collectives.hpp"
+
+namespace mscomm {
+
+namespace {
+struct Extent {
+  uint64_t offset, bytes;  // where the buffer starts in its segment, and its length
+};
+
+const UserBuffer* lookup(const CollectiveContext& ctx, uint64_t handle) {
+  auto it = ctx.buffers.find(handle);
+  return it == ctx.buffers.end() ? nullptr : &it->second;
+}
+}  // namespace
+
+uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double timeout_s) {
+  MSCOMM_CHECK_ARG(ptr && bytes, "register: the buffer is empty; register a buffer of at least one byte");
+  CollectiveContext& ctx = comm.collectives();
+  ctx.connect(comm);
+  const long page = sysconf(_SC_PAGESIZE);
+  const auto lo = reinterpret_cast<uintptr_t>(ptr) / page * page;
+  const auto hi = (reinterpret_cast<uintptr_t>(ptr) + bytes + page - 1) / page * page;
+  for (const auto& [handle, b] : ctx.buffers) {
+    const auto blo = reinterpret_cast<uintptr_t>(b.ptr) / page * page;
+    const auto bhi = (reinterpret_cast<uintptr_t>(b.ptr) + b.bytes + page - 1) / page * page;
+    MSCOMM_CHECK_ARG(hi <= blo || bhi <= lo, "register: the buffer shares memory pages with registered buffer #" +
+                                                 std::to_string(handle) + "; deregister that one first, or register one "
+                                                 "buffer that spans both");
+  }
+  const double timeout = timeout_s > 0 ? timeout_s : comm.timeout();
+  UserBuffer b;
+  b.ptr = static_cast<const char*>(ptr);
+  b.bytes = bytes;
+  b.peer_ptr.assign(comm.size(), nullptr);
+  b.peer_bytes.assign(comm.size(), 0);
+  const bool map = comm.num_hosts() == 1;  // the direct path needs every rank on this host
+  Extent mine{reinterpret_cast<uintptr_t>(ptr) - lo, bytes};
+  auto extents = comm.bootstrap().allgather(std::string(reinterpret_cast<const char*>(&mine), sizeof(mine)),
+                                            "register", timeout);
+  if (map) {
+    b.own = comm.adopt_memory(ptr, bytes);
+    b.peers = comm.exchange_memory(b.own);
+    for (int r = 0; r < comm.size(); ++r) {
+      Extent e;
+      if (extents[r].size() != sizeof(e)) throw InternalError("register: malformed extent from rank " + std::to_string(r));
+      std::memcpy(&e, extents[r].data(), sizeof(e));
+      if (r == comm.rank()) {
+        b.peer_ptr[r] = b.ptr;
+      } else {
+        if (e.offset + e.bytes > b.peers[r].size()) throw InternalError("register: rank " + std::to_string(r) + "'s extent exceeds its segment");
+        b.peer_ptr[r] = static_cast<const char*>(b.peers[r].data()) + e.offset;
+      }
+      b.peer_bytes[r] = e.bytes;
+    }
+  }
+  const uint64_t handle = ctx.next_buffer++;
+  ctx.buffers.emplace(handle, std::move(b));
+  return handle;
+}
+
+void deregister_buffer(Communicator& comm, uint64_t handle) {
+  CollectiveContext& ctx = comm.collectives();
+  MSCOMM_CHECK_ARG(ctx.buffers.count(handle), "deregister: no registered buffer #" + std::to_string(handle) +
+                                                  " (already deregistered, or from another communicator)");
+  ctx.buffers.erase(handle);  // gives the pages back (private again) and drops the peers' mappings
+}
+
+BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t bytes) {
+  auto p = static_cast<const char*>(ptr);
+  for (const auto& [handle, b] : ctx.buffers)
+    if (p >= b.ptr && p + bytes <= b.ptr + b.bytes) return {handle, static_cast<uint64_t>(p - b.ptr)};
+  return {};
+}
+
+bool use_direct(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes,
+                size_t message_bytes) {
+  if (comm.size() == 1 || comm.num_hosts() != 1) return false;
+  const CollectiveContext& ctx = comm.collectives();
+  if (ctx.buffers.empty() || message_bytes < ctx.tuning.direct_min_bytes) return false;
+  return (!in || find_registered(ctx, in, in_bytes).handle) && (!out || find_registered(ctx, out, out_bytes).handle);
+}
+
+void Call::direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
+  const BufferRef in_ref = in ? find_registered(ctx, in, in_bytes) : BufferRef{};
+  const BufferRef out_ref = out ? find_registered(ctx, out, out_bytes) : BufferRef{};
+  desc.pad[0] = in_ref.handle;
+  desc.pad[1] = in_ref.offset;
+  desc.pad[2] = out_ref.handle;
+  desc.pad[3] = out_ref.offset;
+  publish_descriptor();
+  ++ctx.shm_phase;  // the next call publishes into the other entry
+  sync_local();
+  check_local_descriptors();
+}
+
+static const char* peer_buffer(const Call& c, int peer, int which, size_t offset, size_t bytes) {
+  CallDescriptor d;
+  std::memcpy(&d, c.ctx.descriptor(peer, peer, c.entry), sizeof(d));
+  const UserBuffer* b = lookup(c.ctx, d.pad[2 * which]);
+  const uint64_t base = d.pad[2 * which + 1];
+  if (!b || !b->peer_ptr[peer] || base > b->peer_bytes[peer] || offset > b->peer_bytes[peer] - base ||
+      bytes > b->peer_bytes[peer] - base - offset)
+    throw InternalError(std::string(collective_name(c.desc.collective)) + ": rank " + std::to_string(peer) +
+                        " announced a registered " + (which ? "output" : "input") + " this rank cannot reach");
+  return b->peer_ptr[peer] + base + offset;
+}
+
+const char* Call::peer_input(int peer, size_t offset, size_t bytes) const { return peer_buffer(*this, peer, 0, offset, bytes); }
+const char* Call::peer_output(int peer, size_t offset, size_t bytes) const { return peer_buffer(*this, peer, 1, offset, bytes); }
+
+}  // namespace mscomm
