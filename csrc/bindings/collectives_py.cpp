@@ -71,5 +71,6 @@ void register_collectives(py::module_& m) {
     return register_buffer(comm, out_ptr(ptr), nbytes, timeout);
   }, py::arg("comm"), py::arg("ptr"), py::arg("nbytes"), py::arg("timeout") = -1.0);
   m.def("deregister_buffer", &deregister_buffer, py::arg("comm"), py::arg("handle"));
-  m.def("allreduce_algorithm", &allreduce_algorithm, py::arg("comm"), py::arg("nbytes"), py::arg("algorithm") = "");
+  m.def("allreduce_algorithm", &allreduce_algorithm, py::arg("comm"), py::arg("nbytes"), py::arg("algorithm") = "",
+        py::arg("registered") = false);
 }

@@ -39,7 +39,7 @@ from mscomm.collectives import (
     send,
 )
 from mscomm.work import Work
-from mscomm.registration import RegisteredBuffer
+from mscomm.registration import RegisteredBuffer, empty
 from mscomm.launch_env import init, finalize, get_default, is_initialized
 from mscomm.buffers import SUPPORTED_DTYPES
 
@@ -72,6 +72,7 @@ __all__ = [
     "scatter",
     "send",
     "create_unique_id",
+    "empty",
     "finalize",
     "get_default",
     "init",

@@ -8,13 +8,19 @@ reads the peers' buffers where they are (the "direct" path in docs/algorithms.md
 allgather, alltoall, reduce_scatter and broadcast copy once instead of twice. Anything else
 (unregistered buffers, messages below MSCOMM_DIRECT_MIN_BYTES, several hosts) works as before.
 
-Keep the array's memory alive and in place while it is registered (the handle holds a
-reference); do not resize it. A forked child shares the registered pages with its parent.
+Two arrays that share a memory page cannot both be registered (small numpy arrays often do):
+allocate the ones to register with ``mscomm.empty`` (whole pages of their own), or register one
+array and use slices of it. Keep the array's memory alive and in place while it is registered
+(the handle holds a reference); do not resize it. A forked child shares the registered pages
+with its parent.
 """
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
+
+import numpy as np
 
 from mscomm import _core
 from mscomm.buffers import as_buffer
@@ -51,6 +57,15 @@ class RegisteredBuffer:
     def __repr__(self) -> str:
         state = "registered" if self.registered else "deregistered"
         return f"<mscomm.RegisteredBuffer #{self.handle} {self.nbytes} bytes, {state}>"
+
+
+def empty(shape: Any, dtype: Any = np.float32) -> np.ndarray:
+    """An uninitialized numpy array on memory pages of its own (anonymous mmap), so it can be
+    registered whatever else is registered."""
+    dt = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    region = mmap.mmap(-1, max(1, count * dt.itemsize))
+    return np.frombuffer(region, dt, count).reshape(shape)
 
 
 def register(comm: Any, x: Any, timeout: float | None = None) -> RegisteredBuffer:

@@ -52,6 +52,6 @@ uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double tim
 // Local: makes the buffer's pages private again (contents kept) and drops the peers' mappings.
 void deregister_buffer(Communicator& comm, uint64_t handle);
 
-std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested);
+std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered = false);
 
 }  // namespace mscomm

@@ -224,8 +224,10 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
 
 }  // namespace
 
-std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested) {
-  return algorithm_name(choose(comm, bytes, requested));
+std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered) {
+  const uint8_t a = choose(comm, bytes, requested);
+  const bool direct = registered && a == kRsag && bytes >= comm.collectives().tuning.direct_min_bytes;
+  return algorithm_name(direct ? kDirect : a);
 }
 
 void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {

@@ -34,8 +34,9 @@ uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double tim
     const auto blo = reinterpret_cast<uintptr_t>(b.ptr) / page * page;
     const auto bhi = (reinterpret_cast<uintptr_t>(b.ptr) + b.bytes + page - 1) / page * page;
     MSCOMM_CHECK_ARG(hi <= blo || bhi <= lo, "register: the buffer shares memory pages with registered buffer #" +
-                                                 std::to_string(handle) + "; deregister that one first, or register one "
-                                                 "buffer that spans both");
+                                                 std::to_string(handle) + "; allocate buffers to register with "
+                                                 "mscomm.empty() (pages of their own), or register one buffer that "
+                                                 "spans both and use slices of it");
   }
   const double timeout = timeout_s > 0 ? timeout_s : comm.timeout();
   UserBuffer b;

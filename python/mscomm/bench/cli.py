@@ -69,6 +69,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             wargs.append("--check")
         if args.algorithm:
             wargs += ["--algorithm", args.algorithm]
+        if args.register:
+            wargs.append("--register")
         if "gloo" in peers:
             wargs.append("--gloo")
         if args.backend == "torch":
@@ -164,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
     p.add_argument("--algorithm", default=None, help="allreduce: force an algorithm (auto, oneshot, rsag, ring)")
+    p.add_argument("--register", action="store_true",
+                   help="register mscomm's buffers (comm.register) so large calls take the direct path")
     p.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks")
     p.add_argument("--backend", choices=("mscomm", "torch"), default="mscomm",
                    help="torch: run mscomm through torch.distributed (process group 'mscomm'); --compare gloo "

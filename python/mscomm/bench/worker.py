@@ -68,6 +68,12 @@ def count_wrong(collective: str, b: Any, in_place: bool = False) -> int | None:
     return int(np.count_nonzero(got != b.expected))
 
 
+def _own_pages(a: np.ndarray) -> np.ndarray:
+    copy = mscomm.empty(a.shape, a.dtype)
+    copy[...] = a
+    return copy
+
+
 def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     dt = np_dtype(args.dtype)
     boot = comm.bootstrap
@@ -80,6 +86,11 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     inplace: list[dict] = []
     for nbytes in args.sizes:
         b = buffers(args.collective, nbytes, comm.rank, comm.size, dt)
+        y = b.x.copy()  # the in-place allreduce's buffer
+        regs = []
+        if args.register:  # on pages of their own, so all three can be registered
+            b.x, b.out, y = (_own_pages(a) for a in (b.x, b.out, y))
+            regs = [comm.register(a) for a in (b.x, b.out, y) if a.size]
         iters = iterations_for(nbytes) if args.iters is None else args.iters
         call = mscomm_call(args.collective, comm, b, args.op, args.algorithm)
         wrong = None
@@ -91,7 +102,6 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
         times = timer.measure(call, iters, args.warmup)
         rows.append(row(args.collective, nbytes, b.x.size, args, comm.size, times, wrong))
         if args.collective == "allreduce":  # also in place, as nccl-tests reports
-            y = b.x.copy()
             wrong_ip = None
             if args.check:
                 mscomm.allreduce(y, args.op, comm=comm, algorithm=args.algorithm)
@@ -100,6 +110,8 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
             t = timer.measure(lambda: mscomm.allreduce(y, args.op, comm=comm, algorithm=args.algorithm), iters,
                               args.warmup)
             inplace.append(row(args.collective, nbytes, b.x.size, args, comm.size, t, wrong_ip))
+        for reg in regs:
+            reg.deregister()
         if comm.rank == 0 and args.progress:
             print(f"mscomm {nbytes} B done", file=sys.stderr, flush=True)
     result = {"backend": "mscomm", "rows": rows}
@@ -108,7 +120,8 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     if args.collective == "allreduce":
         from mscomm import _core
 
-        result["algorithms"] = {str(nb): _core.allreduce_algorithm(comm._core, nb, args.algorithm or "")
+        result["algorithms"] = {str(nb): _core.allreduce_algorithm(comm._core, nb, args.algorithm or "",
+                                                                   args.register)
                                 for nb in args.sizes}
     return result
 
@@ -173,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p = arguments("mscomm.bench.worker")
     p.add_argument("--check", action="store_true")
     p.add_argument("--algorithm", default=None)
+    p.add_argument("--register", action="store_true", help="register the buffers (comm.register)")
     p.add_argument("--gloo", action="store_true")
     p.add_argument("--torch", action="store_true", help="measure mscomm through torch.distributed")
     p.add_argument("--progress", action="store_true")
