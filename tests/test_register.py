@@ -40,13 +40,16 @@ def same(case, got, want):
         fail.append(f"{case}: got {got[:4]}, want {want[:4]}")
 
 # One registration per rank holds every buffer below, at unaligned offsets inside it.
+REGISTER = os.environ["TEST_REGISTER"] == "1"
 arena = np.zeros(1 << 22, np.uint8)
 addr = arena.ctypes.data
 arena[:] = np.arange(arena.size) % 251
-reg = comm.register(arena)
-assert arena.ctypes.data == addr, "register moved the array"
-assert np.array_equal(arena, np.arange(arena.size) % 251), "register changed the contents"
-assert mapping_of(arena) == "shm", mapping_of(arena)
+if REGISTER:
+    reg = comm.register(arena)
+    assert arena.ctypes.data == addr, "register moved the array"
+    assert np.array_equal(arena, np.arange(arena.size) % 251), "register changed the contents"
+    assert mapping_of(arena) == "shm", mapping_of(arena)
+single_copy = mscomm._core.single_copy_reads(comm._core)
 
 def view(offset, count, d):
     return arena[offset: offset + count * d.itemsize].view(d)
@@ -107,13 +110,14 @@ y = np.full(1000, me + 1, np.float32)
 mscomm.allreduce(y)
 same("unregistered", y, np.full(1000, N * (N + 1) / 2, np.float32))
 
-keep = arena.copy()
-reg.deregister()
-assert not reg.registered
-assert mapping_of(arena) == "private", mapping_of(arena)
-assert np.array_equal(arena, keep), "deregister changed the contents"
-arena[:] = 1  # still ordinary writable memory
-emit({"fail": fail[:20]})
+if REGISTER:
+    keep = arena.copy()
+    reg.deregister()
+    assert not reg.registered
+    assert mapping_of(arena) == "private", mapping_of(arena)
+    assert np.array_equal(arena, keep), "deregister changed the contents"
+    arena[:] = 1  # still ordinary writable memory
+emit({"fail": fail[:20], "single_copy": single_copy})
 comm.close()
 '''
 
@@ -121,9 +125,50 @@ comm.close()
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("nranks", [2, 3, 4])
 def test_registered_collectives_take_direct_path_and_match_numpy(nranks):
-    job = run_job(nranks, DIRECT_BODY, env={"MSCOMM_DIRECT_MIN_BYTES": "0"}, timeout=240).check_ok()
+    """Registered buffers only (single-copy reads off): peers use each other's mappings."""
+    env = {"MSCOMM_DIRECT_MIN_BYTES": "0", "MSCOMM_CMA": "0", "TEST_REGISTER": "1"}
+    job = run_job(nranks, DIRECT_BODY, env=env, timeout=240).check_ok()
     for r in range(nranks):
-        assert job.results(r)[0]["fail"] == [], job.results(r)[0]
+        assert job.results(r)[0] == {"fail": [], "single_copy": False}, job.results(r)[0]
+
+
+def _cma_works() -> bool:
+    """Whether this machine lets a process read a sibling's memory (what the direct path probes)."""
+    import ctypes
+    import multiprocessing as mp
+    import os
+
+    value = ctypes.c_uint64(0x1234567890ABCDEF)
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class IoVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    def child(pid: int, address: int, q) -> None:
+        got = ctypes.c_uint64(0)
+        local, remote = IoVec(ctypes.addressof(got), 8), IoVec(address, 8)
+        n = libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        q.put(n == 8 and got.value == 0x1234567890ABCDEF)
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(os.getpid(), ctypes.addressof(value), q))
+    p.start()
+    p.join(30)
+    return not p.is_alive() and q.get(timeout=5)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("register", [False, True], ids=["unregistered", "registered"])
+@pytest.mark.parametrize("nranks", [2, 3, 4])
+def test_single_copy_reads_match_numpy(nranks, register):
+    """Single-copy reads on (the default): unregistered buffers take the direct path through
+    process_vm_readv where the kernel allows it, registered ones through their mappings."""
+    env = {"MSCOMM_DIRECT_MIN_BYTES": "0", "TEST_REGISTER": "1" if register else "0"}
+    job = run_job(nranks, DIRECT_BODY, env=env, timeout=240).check_ok()
+    expect = _cma_works()
+    for r in range(nranks):
+        assert job.results(r)[0] == {"fail": [], "single_copy": expect}, job.results(r)[0]
 
 
 FALLBACK_BODY = r'''
@@ -182,7 +227,7 @@ try:
     emit({"error": None})
 except mscomm.MscommError as e:
     emit({"error": type(e).__name__, "message": str(e)})
-''', timeout=90).check_ok()
+''', env={"MSCOMM_CMA": "0"}, timeout=90).check_ok()  # with single-copy reads the mix just works
     for r in range(2):
         res = job.results(r)[0]
         assert res["error"] == "InvalidArgument", res

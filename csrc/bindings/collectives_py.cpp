@@ -70,6 +70,10 @@ void register_collectives(py::module_& m) {
   m.def("register_buffer", [](Communicator& comm, uintptr_t ptr, size_t nbytes, double timeout) {
     return register_buffer(comm, out_ptr(ptr), nbytes, timeout);
   }, py::arg("comm"), py::arg("ptr"), py::arg("nbytes"), py::arg("timeout") = -1.0);
+  m.def("single_copy_reads", [](Communicator& comm) {
+    py::gil_scoped_release nogil;
+    return single_copy_reads(comm);
+  }, py::arg("comm"), "Collective on first use: whether same-host ranks read each other's buffers directly.");
   m.def("deregister_buffer", &deregister_buffer, py::arg("comm"), py::arg("handle"));
   m.def("allreduce_algorithm", &allreduce_algorithm, py::arg("comm"), py::arg("nbytes"), py::arg("algorithm") = "",
         py::arg("registered") = false);

@@ -49,6 +49,9 @@ void barrier(Communicator& comm, const CollectiveOptions& opts);
 // a one-host communicator, skip the staging copy. The buffer's pages (rounded out to whole pages)
 // move into shared memory in place; keep the buffer alive until deregister_buffer().
 uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double timeout_s);
+// Whether same-host ranks read each other's unregistered buffers with process_vm_readv (probed
+// when the collectives first connect, which this call does: collective on first use).
+bool single_copy_reads(Communicator& comm);
 // Local: makes the buffer's pages private again (contents kept) and drops the peers' mappings.
 void deregister_buffer(Communicator& comm, uint64_t handle);
 

@@ -8,8 +8,8 @@
 // chain broadcast (any transport): ranks form a chain from the root; each chunk is received from
 //   the previous rank and forwarded to the next, so the chain is pipelined.
 // gather / scatter: the root exchanges with every rank in turn, chunk by chunk.
-// registered (one host, registered buffers, large): sync, every rank copies what it needs
-//   straight out of the owners' buffers, sync. One copy instead of two.
+// direct (one host, large; registered buffers or single-copy reads): sync, every rank copies
+//   what it needs straight out of the owners' buffers, sync. One copy instead of two.
 #include <algorithm>
 #include <cstring>
 
@@ -61,7 +61,7 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
     if (algorithm == kRegistered) {
       c.direct_begin(in, bytes, out, bytes * n);
       for (int r = 0; r < n; ++r)
-        if (r != me) std::memcpy(out + r * bytes, c.peer_input(r, 0, bytes), bytes);
+        if (r != me) c.read_peer(r, 0, 0, bytes, out + r * bytes);
       c.direct_end();
       return;
     }
@@ -98,7 +98,7 @@ void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveO
   run_collective(comm, Collective::Broadcast, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kRegistered) {
       c.direct_begin(nullptr, 0, buf, bytes);
-      if (me != root) std::memcpy(buf, c.peer_output(root, 0, bytes), bytes);
+      if (me != root) c.read_peer(root, 1, 0, bytes, buf);
       c.direct_end();
       return;
     }

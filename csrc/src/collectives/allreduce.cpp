@@ -11,9 +11,9 @@
 //   alternate between two slots so the next copy-in overlaps nobody's reads.
 // ring (any transport, over pipes): N-1 reduce-scatter steps then N-1 allgather steps; each step
 //   sends one segment to the next rank while receiving one from the previous, chunk by chunk.
-// direct (one host, registered buffers, large): sync; reduce my segment straight from every
-//   rank's input into my output; sync; copy every other segment out of its owner's output; sync.
-//   Each rank reads N segments and writes 2: no staging copy.
+// direct (one host, large; registered buffers or single-copy reads): sync; reduce my segment
+//   straight from every rank's input into my output; sync; copy every other segment out of its
+//   owner's output; sync. No staging copy.
 // hier (several hosts, equal ranks per host): rsag within each host with, between its halves,
 //   a ring allreduce across hosts among the ranks of equal local index (see hierarchical()).
 // chain (reduce across hosts): ranks form a chain ending at the root; each adds its input to the
@@ -100,12 +100,19 @@ void direct(Call& c, const char* input, char* output, size_t count, ReduceOp op)
   auto lo = [&](int r) { return seg_begin(count, n, r) * c.es; };
   auto bytes = [&](int r) { return lo(r + 1) - lo(r); };
   c.direct_begin(input, count * c.es, output, count * c.es);
+  // My segment, chunk by chunk; peers' chunks read into my (otherwise idle) staging slot.
+  char* tmp = c.ctx.shm_slot(me, 0);
+  const size_t chunk = std::max<size_t>(1, c.ctx.shm_slot_bytes / static_cast<size_t>(n) / c.es) * c.es;
   std::vector<const void*> srcs(n);
-  for (int r = 0; r < n; ++r) srcs[r] = r == me ? input + lo(me) : c.peer_input(r, lo(me), bytes(me));
-  reduce(output + lo(me), srcs.data(), n, bytes(me) / c.es, static_cast<DataType>(c.desc.dtype), op);
+  for (size_t off = 0; off < bytes(me); off += chunk) {
+    const size_t len = std::min(chunk, bytes(me) - off);
+    for (int r = 0; r < n; ++r)
+      srcs[r] = r == me ? input + lo(me) + off : c.peer_view(r, 0, lo(me) + off, len, tmp + r * chunk);
+    reduce(output + lo(me) + off, srcs.data(), n, len / c.es, static_cast<DataType>(c.desc.dtype), op);
+  }
   c.sync_local();
   for (int r = 0; r < n; ++r)
-    if (r != me) std::memcpy(output + lo(r), c.peer_output(r, lo(r), bytes(r)), bytes(r));
+    if (r != me) c.read_peer(r, 1, lo(r), bytes(r), output + lo(r));
   c.direct_end();
 }
 
@@ -226,8 +233,9 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
 
 std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered) {
   const uint8_t a = choose(comm, bytes, requested);
-  const bool direct = registered && a == kRsag && bytes >= comm.collectives().tuning.direct_min_bytes;
-  return algorithm_name(direct ? kDirect : a);
+  const bool direct = a == kRsag && (registered || comm.collectives().cma) &&
+                      bytes >= comm.collectives().tuning.direct_min_bytes;
+  return algorithm_name(direct ? static_cast<uint8_t>(kDirect) : a);
 }
 
 void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {

@@ -8,8 +8,9 @@
 //   receiver's expected count.
 // ring reduce_scatter (any transport): N-1 steps; each adds my block to the partial sum
 //   received from the previous rank and passes it on; the last step leaves my own block.
-// registered (one host, registered buffers, large; alltoall and reduce_scatter): sync, take
-//   block `me` straight out of every rank's input (copy or reduce in rank order), sync.
+// direct (one host, large; registered buffers or single-copy reads; alltoall and
+//   reduce_scatter): sync, take block `me` straight out of every rank's input (copy, or reduce
+//   in rank order), sync.
 #include <algorithm>
 #include <cstring>
 
@@ -86,8 +87,9 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
   run_collective(comm, Collective::Alltoall, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kRegistered) {
       c.direct_begin(in, bytes * n, out, bytes * n);
+      std::memcpy(out + me * bytes, in + me * bytes, bytes);
       for (int p = 0; p < n; ++p)
-        std::memcpy(out + p * bytes, p == me ? in + me * bytes : c.peer_input(p, me * bytes, bytes), bytes);
+        if (p != me) c.read_peer(p, 0, me * bytes, bytes, out + p * bytes);
       c.direct_end();
       return;
     }
@@ -157,8 +159,14 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
     if (algorithm == kRegistered) {
       c.direct_begin(in, bytes * n, out, bytes);
       std::vector<const void*> srcs(n);
-      for (int p = 0; p < n; ++p) srcs[p] = p == me ? in + me * bytes : c.peer_input(p, me * bytes, bytes);
-      reduce(out, srcs.data(), n, count, dtype, opts.op);
+      char* tmp = c.ctx.shm_slot(me, 0);
+      const size_t chunk = std::max<size_t>(1, c.ctx.shm_slot_bytes / static_cast<size_t>(n) / es) * es;
+      for (size_t off = 0; off < bytes; off += chunk) {
+        const size_t len = std::min(chunk, bytes - off);
+        for (int p = 0; p < n; ++p)
+          srcs[p] = p == me ? in + me * bytes + off : c.peer_view(p, 0, me * bytes + off, len, tmp + p * chunk);
+        reduce(out + off, srcs.data(), n, len / es, dtype, opts.op);
+      }
       c.direct_end();
       return;
     }

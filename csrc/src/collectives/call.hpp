@@ -34,22 +34,26 @@ struct Call {
   void publish_descriptor();
   void check_local_descriptors() const;
 
-  // Direct path (registered buffers, one host): peers read and write each other's buffers with
-  // no staging copy. direct_begin() announces where this rank's buffers lie in its registrations
-  // (null: none) and syncs; peer_input/peer_output then point into a peer's buffers, `bytes` from `offset` on
-  // (bounds-checked against its registration); direct_end() syncs so that nobody leaves while a
-  // peer still reads or writes its buffers.
+  // Direct path (one host; registered buffers, or single-copy reads where the kernel allows
+  // them): peers read each other's buffers with no staging copy. direct_begin() announces this
+  // rank's buffers (null: none) and syncs; read_peer copies `bytes` from `offset` of a peer's
+  // input (which = 0) or output (1) into dst; peer_view returns a pointer to them: into the
+  // peer's registered buffer, or `tmp` holding a copy. direct_end() syncs so that nobody leaves
+  // while a peer still reads its buffers.
   void direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes);
-  const char* peer_input(int peer, size_t offset, size_t bytes) const;
-  const char* peer_output(int peer, size_t offset, size_t bytes) const;
+  void read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const;
+  const char* peer_view(int peer, int which, size_t offset, size_t bytes, char* tmp) const;
   void direct_end() const { sync_local(); }
 };
 
+// Copies `bytes` at `address` in process `pid` (rank `peer`) into dst (process_vm_readv).
+void cma_read(int pid, uint64_t address, void* dst, size_t bytes, int peer);
 BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t bytes);
-// The direct path applies when every rank is on this host, both buffers (null: none) are
-// registered and the message (bytes per rank, equal on every rank) is at least
-// MSCOMM_DIRECT_MIN_BYTES. The algorithm id then differs from the staged one, so ranks that
-// disagree (one registered, one not) fail their first sync with "arguments differ".
+// The direct path applies when every rank is on this host, the message (bytes per rank, equal on
+// every rank) is at least MSCOMM_DIRECT_MIN_BYTES, and single-copy reads work between the ranks
+// or both buffers (null: none) are registered. The algorithm id then differs from the staged
+// one, so ranks that disagree (one registered, one not) fail their first sync with "arguments
+// differ".
 bool use_direct(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes,
                 size_t message_bytes);
 

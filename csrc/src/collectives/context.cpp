@@ -1,5 +1,12 @@
 #include "context.hpp"
 
+#include <sys/prctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <map>
 
 #include "mscomm/env.hpp"
@@ -18,7 +25,8 @@ Tuning::Tuning()
       direct_min_bytes(static_cast<size_t>(env_int("MSCOMM_DIRECT_MIN_BYTES"))),
       shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),
       chunk_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES")) & ~size_t{63}),
-      check_args(env_bool("MSCOMM_CHECK_ARGS")) {
+      check_args(env_bool("MSCOMM_CHECK_ARGS")),
+      cma(env_bool("MSCOMM_CMA")) {
   MSCOMM_CHECK_ARG(shm_slot_bytes >= 4096 && chunk_bytes >= 4096,
                    "MSCOMM_SHM_SLOT_BYTES and MSCOMM_TCP_SLOT_BYTES must be at least 4096");
 }
@@ -60,6 +68,43 @@ void CollectiveContext::connect(Communicator& comm) {
     data[p] = comm.channel(p, scratch, peer_scratch[p]);
     credit[p] = comm.channel(p, scratch, peer_scratch[p]);
   }
+  if (tuning.cma && comm.num_hosts() == 1 && comm.size() > 1) probe_cma(comm);
+}
+
+static int read_file_int(const char* path) {
+  std::ifstream f(path);
+  int v = -1;
+  f >> v;
+  return f ? v : -1;
+}
+
+// Single-copy reads need the kernel to let ranks read each other's memory: same user, and under
+// Yama's ptrace_scope 1 a PR_SET_PTRACER opt-in. Every rank tries to read a word from every
+// other; the path is used only if all of them succeed (so every rank chooses alike).
+void CollectiveContext::probe_cma(Communicator& comm) {
+  if (read_file_int("/proc/sys/kernel/yama/ptrace_scope") == 1) prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+  struct Probe {
+    int64_t pid;
+    uint64_t address, value;
+  };
+  static const uint64_t word = 0x6d73636f6d6d2121ULL;  // "mscomm!!"
+  Probe mine{getpid(), reinterpret_cast<uintptr_t>(&word), word};
+  auto blobs = comm.bootstrap().allgather(std::string(reinterpret_cast<const char*>(&mine), sizeof(mine)), "cma probe",
+                                          comm.timeout());
+  pids.assign(comm.size(), 0);
+  bool ok = true;
+  for (int r = 0; r < comm.size(); ++r) {
+    Probe p;
+    if (blobs[r].size() != sizeof(p)) throw InternalError("cma probe: malformed reply from rank " + std::to_string(r));
+    std::memcpy(&p, blobs[r].data(), sizeof(p));
+    pids[r] = static_cast<int>(p.pid);
+    if (r == comm.rank()) continue;
+    uint64_t got = 0;
+    iovec local{&got, sizeof(got)}, remote{reinterpret_cast<void*>(p.address), sizeof(got)};
+    ok = ok && process_vm_readv(pids[r], &local, 1, &remote, 1, 0) == sizeof(got) && got == p.value;
+  }
+  auto votes = comm.bootstrap().allgather(ok ? "1" : "0", "cma probe (votes)", comm.timeout());
+  cma = std::all_of(votes.begin(), votes.end(), [](const std::string& v) { return v == "1"; });
 }
 
 size_t CollectiveContext::descriptor_offset(int writer, int entry) const {

@@ -47,6 +47,7 @@ struct Tuning {
   std::string allreduce_algorithm;
   size_t oneshot_max_bytes, direct_min_bytes, shm_slot_bytes, chunk_bytes;
   bool check_args;  // MSCOMM_CHECK_ARGS: compare every call's arguments across all ranks
+  bool cma;         // MSCOMM_CMA: try single-copy reads between same-host ranks
 };
 
 // Which ranks share a host, as the hierarchical algorithms need it.
@@ -73,6 +74,7 @@ struct CollectiveContext {
   explicit CollectiveContext(Communicator& comm);
   // Collective, once: registers and exchanges the scratch and builds the channels.
   void connect(Communicator& comm);
+  void probe_cma(Communicator& comm);
 
   Tuning tuning;
   HostLayout layout;
@@ -86,6 +88,8 @@ struct CollectiveContext {
   std::vector<uint64_t> sends, recvs;    // point-to-point transfers to / from each peer
   std::vector<CallDescriptor> outgoing;  // descriptors in flight to each peer (outlive the proxy's send)
   std::map<uint64_t, UserBuffer> buffers;  // registrations by handle (numbered alike on every rank)
+  bool cma = false;                        // every rank can read every other's memory (one host)
+  std::vector<int> pids;                   // by rank, for process_vm_readv
   uint64_t next_buffer = 1;
 
   size_t descriptor_offset(int writer, int entry) const;

@@ -1,9 +1,15 @@
-// Registered user buffers and the direct (zero-copy) path's shared steps.
+// Registered user buffers and the direct path's shared steps.
 //
 // register_buffer moves the buffer's pages into a shared-memory segment in place (same address,
 // same contents) and maps every same-host peer's segment of the same registration, so later
 // collectives on it read peers' buffers where they are instead of through the staging slots.
+// Unregistered buffers take the direct path too where the kernel lets ranks read each other's
+// memory (process_vm_readv, "cross-memory attach"; probed once per communicator): one copy,
+// straight from the peer's buffer.
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstring>
 
@@ -22,6 +28,24 @@ const UserBuffer* lookup(const CollectiveContext& ctx, uint64_t handle) {
   return it == ctx.buffers.end() ? nullptr : &it->second;
 }
 }  // namespace
+
+void cma_read(int pid, uint64_t address, void* dst, size_t bytes, int peer) {
+  auto* d = static_cast<char*>(dst);
+  while (bytes) {
+    iovec local{d, bytes};
+    iovec remote{reinterpret_cast<void*>(address), bytes};
+    const ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR) continue;
+      throw PeerFailure("reading " + std::to_string(bytes) + " bytes of rank " + std::to_string(peer) +
+                        "'s buffer (process_vm_readv) failed: " + (got < 0 ? std::strerror(errno) : "nothing read") +
+                        "; the rank may have died");
+    }
+    d += got;
+    address += static_cast<uint64_t>(got);
+    bytes -= static_cast<size_t>(got);
+  }
+}
 
 uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double timeout_s) {
   MSCOMM_CHECK_ARG(ptr && bytes, "register: the buffer is empty; register a buffer of at least one byte");
@@ -76,6 +100,12 @@ void deregister_buffer(Communicator& comm, uint64_t handle) {
   ctx.buffers.erase(handle);  // gives the pages back (private again) and drops the peers' mappings
 }
 
+bool single_copy_reads(Communicator& comm) {
+  CollectiveContext& ctx = comm.collectives();
+  ctx.connect(comm);
+  return ctx.cma;
+}
+
 BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t bytes) {
   auto p = static_cast<const char*>(ptr);
   for (const auto& [handle, b] : ctx.buffers)
@@ -86,29 +116,42 @@ BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t 
 bool use_direct(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes,
                 size_t message_bytes) {
   if (comm.size() == 1 || comm.num_hosts() != 1) return false;
-  const CollectiveContext& ctx = comm.collectives();
-  if (ctx.buffers.empty() || message_bytes < ctx.tuning.direct_min_bytes) return false;
+  CollectiveContext& ctx = comm.collectives();
+  if (message_bytes < ctx.tuning.direct_min_bytes) return false;
+  ctx.connect(comm);  // collective, but every rank gets here at the same call: the test above agrees
+  if (ctx.cma) return true;
+  if (ctx.buffers.empty()) return false;
   return (!in || find_registered(ctx, in, in_bytes).handle) && (!out || find_registered(ctx, out, out_bytes).handle);
 }
 
 void Call::direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
+  // Registered: (handle, offset in it); otherwise (0, address), read with process_vm_readv.
   const BufferRef in_ref = in ? find_registered(ctx, in, in_bytes) : BufferRef{};
   const BufferRef out_ref = out ? find_registered(ctx, out, out_bytes) : BufferRef{};
   desc.pad[0] = in_ref.handle;
-  desc.pad[1] = in_ref.offset;
+  desc.pad[1] = in_ref.handle ? in_ref.offset : reinterpret_cast<uintptr_t>(in);
   desc.pad[2] = out_ref.handle;
-  desc.pad[3] = out_ref.offset;
+  desc.pad[3] = out_ref.handle ? out_ref.offset : reinterpret_cast<uintptr_t>(out);
   publish_descriptor();
   ++ctx.shm_phase;  // the next call publishes into the other entry
   sync_local();
   check_local_descriptors();
 }
 
-static const char* peer_buffer(const Call& c, int peer, int which, size_t offset, size_t bytes) {
+// Where a peer's registered buffer is mapped here, or null if the peer announced a plain address.
+static const char* registered_peer_buffer(const Call& c, int peer, int which, size_t offset, size_t bytes,
+                                          uint64_t* address) {
   CallDescriptor d;
   std::memcpy(&d, c.ctx.descriptor(peer, peer, c.entry), sizeof(d));
-  const UserBuffer* b = lookup(c.ctx, d.pad[2 * which]);
-  const uint64_t base = d.pad[2 * which + 1];
+  const uint64_t handle = d.pad[2 * which], base = d.pad[2 * which + 1];
+  if (handle == 0) {
+    if (!c.ctx.cma)
+      throw InternalError(std::string(collective_name(c.desc.collective)) + ": rank " + std::to_string(peer) +
+                          " took the direct path with an unregistered buffer, but single-copy reads are off here");
+    *address = base + offset;
+    return nullptr;
+  }
+  const UserBuffer* b = lookup(c.ctx, handle);
   if (!b || !b->peer_ptr[peer] || base > b->peer_bytes[peer] || offset > b->peer_bytes[peer] - base ||
       bytes > b->peer_bytes[peer] - base - offset)
     throw InternalError(std::string(collective_name(c.desc.collective)) + ": rank " + std::to_string(peer) +
@@ -116,7 +159,20 @@ static const char* peer_buffer(const Call& c, int peer, int which, size_t offset
   return b->peer_ptr[peer] + base + offset;
 }
 
-const char* Call::peer_input(int peer, size_t offset, size_t bytes) const { return peer_buffer(*this, peer, 0, offset, bytes); }
-const char* Call::peer_output(int peer, size_t offset, size_t bytes) const { return peer_buffer(*this, peer, 1, offset, bytes); }
+void Call::read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const {
+  uint64_t address = 0;
+  if (const char* p = registered_peer_buffer(*this, peer, which, offset, bytes, &address)) {
+    std::memcpy(dst, p, bytes);
+    return;
+  }
+  cma_read(ctx.pids[peer], address, dst, bytes, peer);
+}
+
+const char* Call::peer_view(int peer, int which, size_t offset, size_t bytes, char* tmp) const {
+  uint64_t address = 0;
+  if (const char* p = registered_peer_buffer(*this, peer, which, offset, bytes, &address)) return p;
+  cma_read(ctx.pids[peer], address, tmp, bytes, peer);
+  return tmp;
+}
 
 }  // namespace mscomm

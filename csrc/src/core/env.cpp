@@ -31,8 +31,12 @@ const std::vector<EnvVar>& env_registry() {
       {"MSCOMM_ALLREDUCE_ALGO", "auto", "Force an allreduce algorithm: auto, oneshot, rsag (shared memory), ring (channels)."},
       {"MSCOMM_ONESHOT_MAX_BYTES", "32768", "Largest message the one-shot shared-memory allreduce handles."},
       {"MSCOMM_DIRECT_MIN_BYTES", "65536",
-       "Smallest message (bytes per rank) that takes the direct path when its buffers are registered "
-       "(comm.register); smaller ones are staged, which needs fewer syncs."},
+       "Smallest message (bytes per rank) that takes the direct path (one host: peers read each other's "
+       "buffers, registered or through MSCOMM_CMA); smaller ones are staged, which needs fewer syncs."},
+      {"MSCOMM_CMA", "1",
+       "Let same-host ranks read each other's buffers with process_vm_readv (one copy instead of two through "
+       "shared memory) where the kernel allows it (probed once per communicator; under Yama ptrace_scope 1 "
+       "each rank opts in with PR_SET_PTRACER). 0: only registered buffers take the direct path."},
       {"MSCOMM_SHM_SLOT_BYTES", "1048576", "Bytes of one pipeline slot of the shared-memory algorithms (two per rank)."},
       {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one pipe chunk: each rank keeps two receive slots of this size per sender (rings, chains, pairwise exchanges, send/recv)."},
       {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},
