@@ -229,6 +229,35 @@ mscomm.finalize()
         assert "'rsag'" in msg and "MSCOMM_FORCE_TCP" in msg, msg
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("path", ["direct", "pairwise", "tcp"])
+def test_bad_input_alltoallv_counts_that_disagree_fail_both_ranks(path):
+    """Rank 0 sends 3 elements to rank 1, which expects 4: both ranks raise, naming the counts."""
+    env = {"direct": {}, "pairwise": {"MSCOMM_CMA": "0"}, "tcp": transports_env("tcp")}[path]
+    job = run_job(2, '''
+comm = mscomm.init(timeout=20)
+send = [2, 3] if comm.rank == 0 else [4, 2]
+recv = [2, 4] if comm.rank == 0 else [4, 2]   # rank 1 expects 4 from rank 0, which sends 3
+x = np.ones(sum(send), np.float32)
+out = np.zeros(sum(recv), np.float32)
+for call in (lambda: comm.alltoallv(out, x, send, recv), lambda: comm.barrier(timeout=10)):
+    try:
+        call()
+        emit(["ok"])
+    except Exception as e:
+        emit([error_name(e), str(e)])
+''', env=env, timeout=60).check_ok()
+    # The rank expecting 4 always raises at once. Rank 0's own transfers all match, so over pipes
+    # it may finish the call first; the failure rank 1 reported then ends its next call.
+    first, then = job.results(0)
+    assert first[0] == "InvalidArgument" or then[0] != "ok", job.results(0)
+    name, msg = job.results(1)[0]
+    assert name == "InvalidArgument", msg
+    assert "3" in msg and "4" in msg, msg
+    if path == "direct":
+        assert first[0] == "InvalidArgument" and "alltoallv" in first[1], first
+
+
 # -- malformed construction -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("uid, words", [

@@ -54,7 +54,7 @@ def test_bench_allreduce_json_report(tmp_path, capfd, nranks, transport):
     check_rows(ms["in_place"], nranks, checked=True)
     algos = {str(b) for b in SIZES}
     assert set(ms["algorithms"]) >= algos, ms["algorithms"]
-    valid = {"oneshot", "rsag", "ring"} if transport == "shm" else {"ring"}
+    valid = {"oneshot", "rsag", "direct", "ring"} if transport == "shm" else {"ring"}
     assert {ms["algorithms"][b] for b in algos} <= valid, ms["algorithms"]
     table = capfd.readouterr().out
     assert f"# mscomm-bench allreduce: {nranks} ranks, float32 sum" in table

@@ -21,7 +21,7 @@ namespace mscomm {
 
 namespace {
 
-enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kDirect = 4, kRegistered = 5 };
+enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kRooted = 4, kDirect = 5 };
 
 // Runs body(off, len, phase) for every block of `count` elements, one sync after the copy-in.
 template <class CopyIn, class CopyOut>
@@ -54,11 +54,11 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
   if (in != out + me * bytes) check_no_overlap("allgather", input, bytes, output, bytes * n);
   copy_if_distinct(out + me * bytes, in, bytes);
   if (n == 1) return;
-  const uint8_t algorithm = use_direct(comm, in, bytes, out, bytes * n, bytes) ? kRegistered
+  const uint8_t algorithm = use_direct(comm, in, bytes, out, bytes * n, bytes) ? kDirect
                             : comm.num_hosts() == 1                           ? kStaged
                                                                               : kRing;
   run_collective(comm, Collective::Allgather, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRegistered) {
+    if (algorithm == kDirect) {
       c.direct_begin(in, bytes, out, bytes * n);
       for (int r = 0; r < n; ++r)
         if (r != me) c.read_peer(r, 0, 0, bytes, out + r * bytes);
@@ -92,11 +92,11 @@ void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveO
   MSCOMM_CHECK_ARG(count == 0 || buffer, "broadcast: null buffer with a non-zero count");
   if (n == 1) return;
   auto buf = static_cast<char*>(buffer);
-  const uint8_t algorithm = use_direct(comm, nullptr, 0, buf, bytes, bytes) ? kRegistered
+  const uint8_t algorithm = use_direct(comm, nullptr, 0, buf, bytes, bytes) ? kDirect
                             : comm.num_hosts() == 1                          ? kStaged
                                                                              : kChain;
   run_collective(comm, Collective::Broadcast, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRegistered) {
+    if (algorithm == kDirect) {
       c.direct_begin(nullptr, 0, buf, bytes);
       if (me != root) c.read_peer(root, 1, 0, bytes, buf);
       c.direct_end();
@@ -142,7 +142,7 @@ void gather(Communicator& comm, const void* input, void* output, size_t count, c
     copy_if_distinct(out + me * bytes, in, bytes);
   }
   if (n == 1) return;
-  run_collective(comm, Collective::Gather, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, kDirect, [&](Call& c) {
+  run_collective(comm, Collective::Gather, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, kRooted, [&](Call& c) {
     Pipes pipes(c);
     const CallDescriptor d = pair_descriptor(c.desc, bytes);
     if (!is_root) {
@@ -168,7 +168,7 @@ void scatter(Communicator& comm, const void* input, void* output, size_t count, 
     copy_if_distinct(out, in + me * bytes, bytes);
   }
   if (n == 1) return;
-  run_collective(comm, Collective::Scatter, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, kDirect, [&](Call& c) {
+  run_collective(comm, Collective::Scatter, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, kRooted, [&](Call& c) {
     Pipes pipes(c);
     const CallDescriptor d = pair_descriptor(c.desc, bytes);
     if (!is_root) {

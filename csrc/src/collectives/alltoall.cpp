@@ -3,14 +3,14 @@
 // staged (one host): per block of the per-peer count, copy the blocks meant for other ranks
 //   into my slot (segment p for rank p), one sync, then take segment `me` out of every peer's
 //   slot (alltoall: copy; reduce_scatter: reduce together with my own block, in rank order).
-// pairwise (any transport, alltoallv always): N-1 rounds; in round k send to me+k while
+// pairwise (any transport; alltoallv unless direct): N-1 rounds; in round k send to me+k while
 //   receiving from me-k, chunk by chunk. Each pair checks that the sender's count is the
 //   receiver's expected count.
 // ring reduce_scatter (any transport): N-1 steps; each adds my block to the partial sum
 //   received from the previous rank and passes it on; the last step leaves my own block.
 // direct (one host, large; registered buffers or single-copy reads; alltoall and
 //   reduce_scatter): sync, take block `me` straight out of every rank's input (copy, or reduce
-//   in rank order), sync.
+//   in rank order), sync. alltoallv (single-copy reads, any size): see direct_alltoallv().
 #include <algorithm>
 #include <cstring>
 
@@ -23,7 +23,7 @@ namespace mscomm {
 
 namespace {
 
-enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3, kRegistered = 4 };
+enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3, kDirect = 4 };
 
 size_t total(const std::vector<size_t>& v) {
   size_t s = 0;
@@ -44,6 +44,35 @@ void pairwise(Call& c, const char* in, const std::vector<size_t>& send_off, cons
     pipes.exchange(to, in + send_off[to], send_len[to], from, out + recv_off[from], recv_len[from], &sd, &rd);
   }
   pipes.finish();
+}
+
+// alltoallv over single-copy reads: each rank announces its input and a table of (offset,
+// length) per destination; every rank reads its entry of each peer's table, checks the length
+// against what it expects, then reads the bytes.
+void direct_alltoallv(Call& c, const char* in, size_t sbytes, const std::vector<size_t>& send_off,
+                      const std::vector<size_t>& send_len, char* out, const std::vector<size_t>& recv_off,
+                      const std::vector<size_t>& recv_len) {
+  const int n = c.size, me = c.rank;
+  std::vector<uint64_t> table(2 * static_cast<size_t>(n));
+  for (int p = 0; p < n; ++p) {
+    table[2 * p] = send_off[p];
+    table[2 * p + 1] = send_len[p];
+  }
+  c.direct_begin(in, sbytes, table.data(), table.size() * sizeof(uint64_t));  // "output": the table
+  std::memcpy(out + recv_off[me], in + send_off[me], send_len[me]);
+  for (int k = 1; k < n; ++k) {
+    const int p = (me + k) % n;
+    uint64_t entry[2];
+    c.read_peer(p, 1, 2 * static_cast<size_t>(me) * sizeof(uint64_t), sizeof(entry), entry);
+    if (entry[1] != recv_len[p])
+      c.comm.fail_everywhere(ErrorKind::InvalidArgument,
+                             "alltoallv #" + std::to_string(c.desc.call) + ": rank " + std::to_string(p) + " sends " +
+                                 std::to_string(entry[1] / c.es) + " elements to rank " + std::to_string(me) +
+                                 ", which expects " + std::to_string(recv_len[p] / c.es) +
+                                 " (recv_counts must match the senders' send_counts)");
+    if (entry[1]) c.read_peer(p, 0, entry[0], entry[1], out + recv_off[p]);
+  }
+  c.direct_end();
 }
 
 template <class Out>
@@ -81,11 +110,11 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
     if (bytes) std::memcpy(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes * n, bytes) ? kRegistered
+  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes * n, bytes) ? kDirect
                             : comm.num_hosts() == 1                                 ? kStaged
                                                                                     : kPairwise;
   run_collective(comm, Collective::Alltoall, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRegistered) {
+    if (algorithm == kDirect) {
       c.direct_begin(in, bytes * n, out, bytes * n);
       std::memcpy(out + me * bytes, in + me * bytes, bytes);
       for (int p = 0; p < n; ++p)
@@ -136,8 +165,13 @@ void alltoallv(Communicator& comm, const void* input, const std::vector<size_t>&
     if (slen[0]) std::memcpy(out, in, slen[0]);
     return;
   }
-  run_collective(comm, Collective::Alltoallv, 0, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, kPairwise,
-                 [&](Call& c) { pairwise(c, in, soff, slen, out, roff, rlen); });
+  // Counts differ between ranks, so the choice cannot depend on them: direct whenever every rank
+  // can read every other's memory (min bytes 0).
+  const uint8_t algorithm = comm.num_hosts() == 1 && single_copy_reads(comm) ? kDirect : kPairwise;
+  run_collective(comm, Collective::Alltoallv, 0, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    if (algorithm == kDirect) direct_alltoallv(c, in, sbytes, soff, slen, out, roff, rlen);
+    else pairwise(c, in, soff, slen, out, roff, rlen);
+  });
 }
 
 void reduce_scatter(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
@@ -152,11 +186,11 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
     if (out != in && bytes) std::memmove(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes, bytes) ? kRegistered
+  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes, bytes) ? kDirect
                             : comm.num_hosts() == 1                             ? kStaged
                                                                                 : kRing;
   run_collective(comm, Collective::ReduceScatter, count, dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRegistered) {
+    if (algorithm == kDirect) {
       c.direct_begin(in, bytes * n, out, bytes);
       std::vector<const void*> srcs(n);
       char* tmp = c.ctx.shm_slot(me, 0);
@@ -181,22 +215,28 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
     }
     // Step t sends the partial sum of block me-t-1 (step 0: my input's) and receives the partial
     // of block me-t-2, adds my input's block, keeping it in `out`. The last step leaves block me.
+    // In place (out is my input's block me), the partial sums need a buffer of their own: block
+    // me is added only at the last step.
     const int next = (me + 1) % n, prev = (me + n - 1) % n;
     const ReduceOp pairwise_op = opts.op == ReduceOp::Avg ? ReduceOp::Sum : opts.op;
+    std::vector<char> own;
+    if (out == in + me * bytes) own.resize(bytes);
+    char* work = own.empty() ? out : own.data();
     Pipes pipes(c);
     for (int t = 0; t < n - 1; ++t) {
       const int sblock = (me - t - 1 + 2 * n) % n, rblock = (me - t - 2 + 2 * n) % n;
-      const char* send = t == 0 ? in + sblock * bytes : out;
+      const char* send = t == 0 ? in + sblock * bytes : work;
       const bool last = t == n - 2;
-      pipes.exchange(next, send, bytes, prev, out, bytes, [&](char* dst, const char* slot, size_t len) {
-        c.ctx.data[next]->wait_sent(c.timeout);  // this chunk of `out` may still be on its way to next
-        const size_t off = static_cast<size_t>(dst - out);
+      pipes.exchange(next, send, bytes, prev, work, bytes, [&](char* dst, const char* slot, size_t len) {
+        c.ctx.data[next]->wait_sent(c.timeout);  // this chunk of `work` may still be on its way to next
+        const size_t off = static_cast<size_t>(dst - work);
         const void* srcs[2] = {slot, in + rblock * bytes + off};
         reduce(dst, srcs, 2, len / es, dtype, pairwise_op);
         if (last && opts.op == ReduceOp::Avg) divide(dst, len / es, dtype, n);
       }, t == 0 ? &c.desc : nullptr, t == 0 ? &c.desc : nullptr);
     }
     pipes.finish();
+    if (!own.empty()) std::memcpy(out, work, bytes);
   });
 }
 

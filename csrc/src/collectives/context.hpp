@@ -24,7 +24,7 @@ namespace mscomm {
 // What a rank is about to do; compared with its peers' at the first synchronization of a call.
 struct CallDescriptor {
   uint64_t call;        // collectives: call number; point-to-point: per-pair sequence
-  uint64_t count;       // elements (collectives) or bytes of this pair's transfer
+  uint64_t count;       // elements (of the call, or of this pair's transfer)
   uint32_t collective;  // Collective
   uint8_t dtype;
   uint8_t op;

@@ -1,7 +1,7 @@
 // Send, recv and barrier.
 //
 // send/recv: a pipe transfer between two ranks; the first chunk carries a descriptor with the
-//   pair's sequence number, byte count and tag, so mismatched pairs fail on both sides.
+//   pair's sequence number, element count and tag, so mismatched pairs fail on both sides.
 // barrier: dissemination, ceil(log2 N) rounds; in round k every rank exchanges an empty chunk
 //   with the ranks 2^k away, over shared memory and TCP alike.
 #include "call.hpp"

@@ -4,7 +4,7 @@ namespace mscomm {
 
 CallDescriptor pair_descriptor(const CallDescriptor& call, size_t bytes) {
   CallDescriptor d = call;
-  d.count = bytes;
+  d.count = bytes / dtype_size(static_cast<DataType>(call.dtype));  // elements, as errors show them
   return d;
 }
 

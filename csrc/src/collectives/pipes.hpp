@@ -59,7 +59,7 @@ class Pipes {
   std::vector<char> used_;
 };
 
-// The descriptor of one point-to-point leg of a call: the call's, with the pair's byte count.
+// The descriptor of one point-to-point leg of a call: the call's, with the pair's element count.
 CallDescriptor pair_descriptor(const CallDescriptor& call, size_t bytes);
 
 }  // namespace mscomm
