@@ -23,6 +23,13 @@ struct Extent {
   uint64_t offset, bytes;  // where the buffer starts in its segment, and its length
 };
 
+// The whole pages [first, end) that hold [p, p + bytes).
+std::pair<uintptr_t, uintptr_t> pages_of(const void* p, size_t bytes) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  return {a / page * page, (a + bytes + page - 1) / page * page};
+}
+
 const UserBuffer* lookup(const CollectiveContext& ctx, uint64_t handle) {
   auto it = ctx.buffers.find(handle);
   return it == ctx.buffers.end() ? nullptr : &it->second;
@@ -51,12 +58,9 @@ uint64_t register_buffer(Communicator& comm, void* ptr, size_t bytes, double tim
   MSCOMM_CHECK_ARG(ptr && bytes, "register: the buffer is empty; register a buffer of at least one byte");
   CollectiveContext& ctx = comm.collectives();
   ctx.connect(comm);
-  const long page = sysconf(_SC_PAGESIZE);
-  const auto lo = reinterpret_cast<uintptr_t>(ptr) / page * page;
-  const auto hi = (reinterpret_cast<uintptr_t>(ptr) + bytes + page - 1) / page * page;
+  const auto [lo, hi] = pages_of(ptr, bytes);
   for (const auto& [handle, b] : ctx.buffers) {
-    const auto blo = reinterpret_cast<uintptr_t>(b.ptr) / page * page;
-    const auto bhi = (reinterpret_cast<uintptr_t>(b.ptr) + b.bytes + page - 1) / page * page;
+    const auto [blo, bhi] = pages_of(b.ptr, b.bytes);
     MSCOMM_CHECK_ARG(hi <= blo || bhi <= lo, "register: the buffer shares memory pages with registered buffer #" +
                                                  std::to_string(handle) + "; allocate buffers to register with "
                                                  "mscomm.empty() (pages of their own), or register one buffer that "
@@ -159,20 +163,16 @@ static const char* registered_peer_buffer(const Call& c, int peer, int which, si
   return b->peer_ptr[peer] + base + offset;
 }
 
-void Call::read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const {
-  uint64_t address = 0;
-  if (const char* p = registered_peer_buffer(*this, peer, which, offset, bytes, &address)) {
-    std::memcpy(dst, p, bytes);
-    return;
-  }
-  cma_read(ctx.pids[peer], address, dst, bytes, peer);
-}
-
 const char* Call::peer_view(int peer, int which, size_t offset, size_t bytes, char* tmp) const {
   uint64_t address = 0;
   if (const char* p = registered_peer_buffer(*this, peer, which, offset, bytes, &address)) return p;
   cma_read(ctx.pids[peer], address, tmp, bytes, peer);
   return tmp;
+}
+
+void Call::read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const {
+  const char* p = peer_view(peer, which, offset, bytes, static_cast<char*>(dst));
+  if (p != dst) std::memcpy(dst, p, bytes);
 }
 
 }  // namespace mscomm
