@@ -40,12 +40,12 @@ void register_collectives(py::module_& m) {
   }, py::arg("comm"), py::arg("input"), py::arg("send_counts"), py::arg("output"), py::arg("recv_counts"),
      py::arg("dtype"), py::arg("timeout") = -1.0);
   m.def("broadcast", [](Communicator& comm, uintptr_t buffer, size_t count, const std::string& dtype, int root,
-                        double timeout) {
-    CollectiveOptions opts = options(dtype, "sum", root, timeout, "");
+                        double timeout, const std::string& algorithm) {
+    CollectiveOptions opts = options(dtype, "sum", root, timeout, algorithm);
     py::gil_scoped_release nogil;
     broadcast(comm, out_ptr(buffer), count, opts);
   }, py::arg("comm"), py::arg("buffer"), py::arg("count"), py::arg("dtype"), py::arg("root") = 0,
-     py::arg("timeout") = -1.0);
+     py::arg("timeout") = -1.0, py::arg("algorithm") = "");
   m.def("send", [](Communicator& comm, uintptr_t buffer, size_t count, const std::string& dtype, int peer, int tag,
                    double timeout) {
     CollectiveOptions opts = options(dtype, "sum", 0, timeout, "");

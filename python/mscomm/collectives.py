@@ -70,7 +70,7 @@ def allreduce(x: Any, op: str = "sum", *, out: Any = None, comm: Any = None, tim
         ``avg`` divides the sum by the number of ranks (integers: truncating division).
     out : array, optional
         Where the result goes (same dtype and size as ``x``). Default: ``x`` itself (in place).
-    algorithm : {"auto", "oneshot", "rsag", "ring"}, optional
+    algorithm : {"auto", "oneshot", "rsag", "direct", "ring", "hier"}, optional
         Overrides the tuning table (see docs/algorithms.md).
 
     Returns
@@ -125,27 +125,32 @@ def reduce(x: Any, root: int = 0, op: str = "sum", *, out: Any = None, comm: Any
                                                       src.dtype, opname, root, _timeout(timeout), ""), result)
 
 
-def broadcast(x: Any, root: int = 0, *, comm: Any = None, timeout: float | None = None, async_op: bool = False) -> Any:
-    """Copy the root's ``x`` into every rank's ``x`` (same size and dtype everywhere)."""
+def broadcast(x: Any, root: int = 0, *, comm: Any = None, timeout: float | None = None,
+              algorithm: str | None = None, async_op: bool = False) -> Any:
+    """Copy the root's ``x`` into every rank's ``x`` (same size and dtype everywhere).
+    ``algorithm``: auto, staged, direct or chain (docs/algorithms.md)."""
     comm = _resolve_comm(comm)
     buf = as_buffer(x, writable=comm.rank != root, what="broadcast: x")
     return _run(comm, async_op, lambda: _core.broadcast(comm._core, buf.ptr, buf.count, buf.dtype, root,
-                                                         _timeout(timeout)), x)
+                                                         _timeout(timeout), algorithm or ""), x)
 
 
-def allgather(out: Any, x: Any, *, comm: Any = None, timeout: float | None = None, async_op: bool = False) -> Any:
-    """Concatenate every rank's ``x`` in rank order into ``out`` (``size * len(x)`` elements)."""
+def allgather(out: Any, x: Any, *, comm: Any = None, timeout: float | None = None, algorithm: str | None = None,
+              async_op: bool = False) -> Any:
+    """Concatenate every rank's ``x`` in rank order into ``out`` (``size * len(x)`` elements).
+    ``algorithm``: auto, staged, direct or ring (docs/algorithms.md)."""
     comm = _resolve_comm(comm)
     src = as_buffer(x, writable=False, what="allgather: x")
     dst = as_buffer(out, writable=True, what="allgather: out")
     _match("allgather", dst, src, src.count * comm.size)
     return _run(comm, async_op, lambda: _core.allgather(comm._core, src.ptr, dst.ptr, src.count, src.dtype, "sum", 0,
-                                                         _timeout(timeout), ""), out)
+                                                         _timeout(timeout), algorithm or ""), out)
 
 
 def reduce_scatter(out: Any, x: Any, op: str = "sum", *, comm: Any = None, timeout: float | None = None,
-                   async_op: bool = False) -> Any:
-    """Reduce ``x`` (``size * len(out)`` elements) across ranks; rank r gets block r in ``out``."""
+                   algorithm: str | None = None, async_op: bool = False) -> Any:
+    """Reduce ``x`` (``size * len(out)`` elements) across ranks; rank r gets block r in ``out``.
+    ``algorithm``: auto, staged, direct or ring (docs/algorithms.md)."""
     comm = _resolve_comm(comm)
     opname = _check_op(op)
     src = as_buffer(x, writable=False, what="reduce_scatter: x")
@@ -154,11 +159,13 @@ def reduce_scatter(out: Any, x: Any, op: str = "sum", *, comm: Any = None, timeo
         raise InvalidArgument(f"reduce_scatter: x has {src.count} x {src.dtype}; expected {comm.size} x "
                               f"len(out) = {dst.count * comm.size} x {dst.dtype}")
     return _run(comm, async_op, lambda: _core.reduce_scatter(comm._core, src.ptr, dst.ptr, dst.count, dst.dtype, opname,
-                                                              0, _timeout(timeout), ""), out)
+                                                              0, _timeout(timeout), algorithm or ""), out)
 
 
-def alltoall(out: Any, x: Any, *, comm: Any = None, timeout: float | None = None, async_op: bool = False) -> Any:
-    """Block p of ``x`` goes to rank p; block q of ``out`` comes from rank q (equal blocks)."""
+def alltoall(out: Any, x: Any, *, comm: Any = None, timeout: float | None = None, algorithm: str | None = None,
+             async_op: bool = False) -> Any:
+    """Block p of ``x`` goes to rank p; block q of ``out`` comes from rank q (equal blocks).
+    ``algorithm``: auto, staged, direct or pairwise (docs/algorithms.md)."""
     comm = _resolve_comm(comm)
     src = as_buffer(x, writable=False, what="alltoall: x")
     dst = as_buffer(out, writable=True, what="alltoall: out")
@@ -167,7 +174,7 @@ def alltoall(out: Any, x: Any, *, comm: Any = None, timeout: float | None = None
         raise InvalidArgument(f"alltoall: {src.count} elements do not split into {comm.size} equal blocks; "
                               "use alltoallv for uneven blocks")
     return _run(comm, async_op, lambda: _core.alltoall(comm._core, src.ptr, dst.ptr, src.count // comm.size, src.dtype,
-                                                        "sum", 0, _timeout(timeout), ""), out)
+                                                        "sum", 0, _timeout(timeout), algorithm or ""), out)
 
 
 def _counts(what: str, counts: Sequence[int], size: int) -> list[int]:

@@ -16,7 +16,7 @@ struct CollectiveOptions {
   ReduceOp op = ReduceOp::Sum;
   int root = 0;
   double timeout_s = -1;   // < 0: the communicator's timeout
-  std::string algorithm;   // "" or "auto": from the tuning table (allreduce: oneshot, rsag, ring)
+  std::string algorithm;   // "" or "auto": from the tuning table (docs/algorithms.md lists the names)
 };
 
 // output[i] = op over ranks of input[i], on every rank. output may equal input (in place).

@@ -54,9 +54,8 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
   if (in != out + me * bytes) check_no_overlap("allgather", input, bytes, output, bytes * n);
   copy_if_distinct(out + me * bytes, in, bytes);
   if (n == 1) return;
-  const uint8_t algorithm = use_direct(comm, in, bytes, out, bytes * n, bytes) ? kDirect
-                            : comm.num_hosts() == 1                           ? kStaged
-                                                                              : kRing;
+  const uint8_t algorithm = pick_moving(comm, "allgather", opts.algorithm, bytes,
+                                        direct_possible(comm, in, bytes, out, bytes * n), kStaged, kDirect, "ring", kRing);
   run_collective(comm, Collective::Allgather, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kDirect) {
       c.direct_begin(in, bytes, out, bytes * n);
@@ -92,9 +91,8 @@ void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveO
   MSCOMM_CHECK_ARG(count == 0 || buffer, "broadcast: null buffer with a non-zero count");
   if (n == 1) return;
   auto buf = static_cast<char*>(buffer);
-  const uint8_t algorithm = use_direct(comm, nullptr, 0, buf, bytes, bytes) ? kDirect
-                            : comm.num_hosts() == 1                          ? kStaged
-                                                                             : kChain;
+  const uint8_t algorithm = pick_moving(comm, "broadcast", opts.algorithm, bytes,
+                                        direct_possible(comm, nullptr, 0, buf, bytes), kStaged, kDirect, "chain", kChain);
   run_collective(comm, Collective::Broadcast, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kDirect) {
       c.direct_begin(nullptr, 0, buf, bytes);

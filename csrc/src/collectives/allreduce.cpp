@@ -197,53 +197,46 @@ void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, 
   pipes.finish();
 }
 
-uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested) {
-  static const char* const known[] = {"auto", "oneshot", "rsag", "ring", "hier"};
-  if (!requested.empty() && std::find(std::begin(known), std::end(known), requested) == std::end(known))
-    throw InvalidArgument("unknown allreduce algorithm '" + requested + "'; choose auto, oneshot, rsag, ring or hier");
-  if (comm.size() == 1) return kLocal;
+// direct_ok: the direct path can run (every buffer readable by the peers); automatic choice
+// also needs the message to reach MSCOMM_DIRECT_MIN_BYTES.
+uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, bool direct_ok) {
   const Tuning& tuning = comm.collectives().tuning;
-  const std::string& name = requested.empty() || requested == "auto" ? tuning.allreduce_algorithm : requested;
   const bool local = comm.num_hosts() == 1;
   const bool hier_ok = comm.collectives().layout.uniform && comm.local_ranks().size() > 1 && !local;
-  if (name == "auto") {
-    if (!local) return hier_ok ? kHierarchical : kRing;
-    return bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot : kRsag;
-  }
-  if (name == "ring") return kRing;
-  if (name == "hier") {
-    if (!hier_ok)
-      throw InvalidArgument("allreduce algorithm 'hier' needs several hosts with the same number (> 1) of ranks each; "
-                            "use 'ring' or 'auto'");
-    return kHierarchical;
-  }
-  if (name == "oneshot" || name == "rsag") {
-    if (!local)
-      throw InvalidArgument("allreduce algorithm '" + name + "' needs every rank on one host with shared memory; this communicator spans " +
-                            std::to_string(comm.num_hosts()) + " hosts (or MSCOMM_FORCE_TCP is set); use 'ring' or 'auto'");
-    if (name == "oneshot" && bytes > tuning.shm_slot_bytes)
-      throw InvalidArgument("allreduce algorithm 'oneshot' handles at most MSCOMM_SHM_SLOT_BYTES=" +
-                            std::to_string(tuning.shm_slot_bytes) + " bytes, got " + std::to_string(bytes));
-    return name == "oneshot" ? kOneShot : kRsag;
-  }
-  throw InvalidArgument("unknown allreduce algorithm '" + name + "'; choose auto, oneshot, rsag, ring or hier");
+  uint8_t automatic = kLocal;
+  if (comm.size() > 1 && !local) automatic = hier_ok ? kHierarchical : kRing;
+  else if (comm.size() > 1)
+    automatic = bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot
+                : direct_ok && bytes >= tuning.direct_min_bytes                   ? kDirect
+                                                                                   : kRsag;
+  const std::string not_local = "needs every rank on one host with shared memory; this communicator spans " +
+                                std::to_string(comm.num_hosts()) + " hosts (or MSCOMM_FORCE_TCP is set)";
+  const std::string too_big = "handles at most MSCOMM_SHM_SLOT_BYTES=" + std::to_string(tuning.shm_slot_bytes) +
+                              " bytes, got " + std::to_string(bytes);
+  const char* direct_not = !local ? not_local.c_str()
+                                  : "needs single-copy reads between the ranks (MSCOMM_CMA) or registered buffers";
+  const uint8_t chosen = pick_algorithm(comm, "allreduce", requested.empty() ? tuning.allreduce_algorithm : requested,
+                                        automatic,
+                                        {{"oneshot", kOneShot, !local ? not_local.c_str() : bytes > tuning.shm_slot_bytes ? too_big.c_str() : nullptr},
+                                         {"rsag", kRsag, local ? nullptr : not_local.c_str()},
+                                         {"direct", kDirect, local && direct_ok ? nullptr : direct_not},
+                                         {"ring", kRing, nullptr},
+                                         {"hier", kHierarchical, hier_ok ? nullptr : "needs several hosts with the same number (> 1) of ranks each"}});
+  return comm.size() == 1 ? static_cast<uint8_t>(kLocal) : chosen;  // one rank: nothing to exchange, whatever was asked
 }
 
 }  // namespace
 
 std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered) {
-  const uint8_t a = choose(comm, bytes, requested);
-  const bool direct = a == kRsag && (registered || comm.collectives().cma) &&
-                      bytes >= comm.collectives().tuning.direct_min_bytes;
-  return algorithm_name(direct ? static_cast<uint8_t>(kDirect) : a);
+  const bool direct_ok = comm.size() > 1 && comm.num_hosts() == 1 && (registered || single_copy_reads(comm));
+  return algorithm_name(choose(comm, bytes, requested, direct_ok));
 }
 
 void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t bytes = count * dtype_size(opts.dtype);
   MSCOMM_CHECK_ARG(count == 0 || (input && output), "allreduce: null buffer with a non-zero count");
   check_no_overlap("allreduce", input, bytes, output, bytes);
-  uint8_t algorithm = choose(comm, bytes, opts.algorithm);
-  if (algorithm == kRsag && use_direct(comm, input, bytes, output, bytes, bytes)) algorithm = kDirect;
+  const uint8_t algorithm = choose(comm, bytes, opts.algorithm, direct_possible(comm, input, bytes, output, bytes));
   auto in = static_cast<const char*>(input);
   auto out = static_cast<char*>(output);
   if (algorithm == kLocal) {

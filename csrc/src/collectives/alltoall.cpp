@@ -110,9 +110,9 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
     if (bytes) std::memcpy(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes * n, bytes) ? kDirect
-                            : comm.num_hosts() == 1                                 ? kStaged
-                                                                                    : kPairwise;
+  const uint8_t algorithm = pick_moving(comm, "alltoall", opts.algorithm, bytes,
+                                        direct_possible(comm, in, bytes * n, out, bytes * n), kStaged, kDirect, "pairwise",
+                                        kPairwise);
   run_collective(comm, Collective::Alltoall, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kDirect) {
       c.direct_begin(in, bytes * n, out, bytes * n);
@@ -186,9 +186,8 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
     if (out != in && bytes) std::memmove(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = use_direct(comm, in, bytes * n, out, bytes, bytes) ? kDirect
-                            : comm.num_hosts() == 1                             ? kStaged
-                                                                                : kRing;
+  const uint8_t algorithm = pick_moving(comm, "reduce_scatter", opts.algorithm, bytes,
+                                        direct_possible(comm, in, bytes * n, out, bytes), kStaged, kDirect, "ring", kRing);
   run_collective(comm, Collective::ReduceScatter, count, dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kDirect) {
       c.direct_begin(in, bytes * n, out, bytes);

@@ -84,6 +84,23 @@ void check_no_overlap(const char* what, const void* a, size_t na, const void* b,
   throw InvalidArgument(std::string(what) + ": input and output overlap without being the same buffer");
 }
 
+uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
+                       std::initializer_list<AlgorithmChoice> choices) {
+  const auto& configured = comm.collectives().tuning.algorithm;
+  auto it = configured.find(collective);
+  const std::string name = !requested.empty() ? requested : it != configured.end() ? it->second : "";
+  if (name.empty() || name == "auto") return automatic;
+  std::string names = "auto";
+  for (const AlgorithmChoice& c : choices) {
+    names += std::string(", ") + c.name;
+    if (name != c.name) continue;
+    if (c.unusable)
+      throw InvalidArgument(std::string(collective) + " algorithm '" + name + "' " + c.unusable + "; use 'auto'");
+    return c.id;
+  }
+  throw InvalidArgument("unknown " + std::string(collective) + " algorithm '" + name + "'; choose " + names);
+}
+
 void check_root(const char* what, int root, int size) {
   if (root < 0 || root >= size)
     throw InvalidArgument(std::string(what) + ": root " + std::to_string(root) + " is not a rank of this " +

@@ -2,6 +2,7 @@
 // steps every algorithm shares (argument agreement, same-host sync).
 #pragma once
 #include <functional>
+#include <initializer_list>
 #include <string>
 
 #include "context.hpp"
@@ -49,13 +50,26 @@ struct Call {
 // Copies `bytes` at `address` in process `pid` (rank `peer`) into dst (process_vm_readv).
 void cma_read(int pid, uint64_t address, void* dst, size_t bytes, int peer);
 BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t bytes);
-// The direct path applies when every rank is on this host, the message (bytes per rank, equal on
-// every rank) is at least MSCOMM_DIRECT_MIN_BYTES, and single-copy reads work between the ranks
-// or both buffers (null: none) are registered. The algorithm id then differs from the staged
-// one, so ranks that disagree (one registered, one not) fail their first sync with "arguments
-// differ".
-bool use_direct(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes,
-                size_t message_bytes);
+// Whether the direct path can run: every rank on this host, and single-copy reads work between
+// the ranks or both buffers (null: none) are registered (which one rank alone may think: ranks
+// that disagree fail their first sync with "arguments differ", the algorithm ids differing).
+bool direct_possible(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes);
+// pick_algorithm for the data-moving collectives: staged (one host), direct (one host, when
+// possible; automatic from MSCOMM_DIRECT_MIN_BYTES bytes per rank) or their network algorithm.
+uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
+                    bool direct_ok, uint8_t staged, uint8_t direct, const char* network_name, uint8_t network);
+
+// One algorithm a collective offers: its name, id, and why it cannot run here (null: it can).
+struct AlgorithmChoice {
+  const char* name;
+  uint8_t id;
+  const char* unusable;
+};
+// The algorithm to run: `requested` (the call's argument), else the collective's
+// MSCOMM_<NAME>_ALGO, else "auto", which is `automatic`. Unknown or unusable names raise
+// InvalidArgument naming the choices.
+uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
+                       std::initializer_list<AlgorithmChoice> choices);
 
 // Validates the common arguments, then runs `algorithm` on a fresh Call. Any error inside leaves
 // the communicator unusable (the ranks no longer agree on semaphore counts).

@@ -21,6 +21,10 @@ const char* collective_name(uint32_t c) {
 
 Tuning::Tuning()
     : allreduce_algorithm(env_string("MSCOMM_ALLREDUCE_ALGO")),
+      algorithm{{"allgather", env_string("MSCOMM_ALLGATHER_ALGO")},
+                {"broadcast", env_string("MSCOMM_BROADCAST_ALGO")},
+                {"alltoall", env_string("MSCOMM_ALLTOALL_ALGO")},
+                {"reduce_scatter", env_string("MSCOMM_REDUCE_SCATTER_ALGO")}},
       oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
       direct_min_bytes(static_cast<size_t>(env_int("MSCOMM_DIRECT_MIN_BYTES"))),
       shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),

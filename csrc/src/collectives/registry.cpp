@@ -117,15 +117,25 @@ BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t 
   return {};
 }
 
-bool use_direct(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes,
-                size_t message_bytes) {
+bool direct_possible(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
   if (comm.size() == 1 || comm.num_hosts() != 1) return false;
   CollectiveContext& ctx = comm.collectives();
-  if (message_bytes < ctx.tuning.direct_min_bytes) return false;
   ctx.connect(comm);  // collective, but every rank gets here at the same call: the test above agrees
   if (ctx.cma) return true;
   if (ctx.buffers.empty()) return false;
   return (!in || find_registered(ctx, in, in_bytes).handle) && (!out || find_registered(ctx, out, out_bytes).handle);
+}
+
+uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
+                    bool direct_ok, uint8_t staged, uint8_t direct, const char* network_name, uint8_t network) {
+  const bool local = comm.num_hosts() == 1;
+  const uint8_t automatic =
+      !local ? network : direct_ok && message_bytes >= comm.collectives().tuning.direct_min_bytes ? direct : staged;
+  const char* not_local = "needs every rank on one host (MSCOMM_FORCE_TCP or several hosts rule it out)";
+  return pick_algorithm(comm, collective, requested, automatic,
+                        {{"staged", staged, local ? nullptr : not_local},
+                         {"direct", direct, !local ? not_local : direct_ok ? nullptr : "needs single-copy reads between the ranks (MSCOMM_CMA) or registered buffers"},
+                         {network_name, network, nullptr}});
 }
 
 void Call::direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes) {

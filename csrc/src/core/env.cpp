@@ -29,6 +29,11 @@ const std::vector<EnvVar>& env_registry() {
       {"MSCOMM_SOCKET_ADDR", "", "Address this rank's TCP transport listens on; default: the address used to reach rank 0."},
       // Algorithms.
       {"MSCOMM_ALLREDUCE_ALGO", "auto", "Force an allreduce algorithm: auto, oneshot, rsag (shared memory), ring (channels)."},
+      {"MSCOMM_ALLGATHER_ALGO", "auto", "Force an allgather algorithm: auto, staged, direct (one host), ring (channels)."},
+      {"MSCOMM_BROADCAST_ALGO", "auto", "Force a broadcast algorithm: auto, staged, direct (one host), chain (channels)."},
+      {"MSCOMM_ALLTOALL_ALGO", "auto", "Force an alltoall algorithm: auto, staged, direct (one host), pairwise (channels)."},
+      {"MSCOMM_REDUCE_SCATTER_ALGO", "auto",
+       "Force a reduce_scatter algorithm: auto, staged, direct (one host), ring (channels)."},
       {"MSCOMM_ONESHOT_MAX_BYTES", "32768", "Largest message the one-shot shared-memory allreduce handles."},
       {"MSCOMM_DIRECT_MIN_BYTES", "65536",
        "Smallest message (bytes per rank) that takes the direct path (one host: peers read each other's "
