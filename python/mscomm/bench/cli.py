@@ -165,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
-    p.add_argument("--algorithm", default=None, help="allreduce: force an algorithm (auto, oneshot, rsag, ring)")
+    p.add_argument("--algorithm", default=None,
+                   help="allreduce: force an algorithm (auto, oneshot, rsag, direct, ring, hier)")
     p.add_argument("--register", action="store_true",
                    help="register mscomm's buffers (comm.register) so large calls take the direct path")
     p.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks")
