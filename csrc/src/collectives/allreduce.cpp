@@ -209,14 +209,15 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, b
     automatic = bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot
                 : direct_ok && bytes >= tuning.direct_min_bytes                   ? kDirect
                                                                                    : kRsag;
+  const std::string& name = requested.empty() ? tuning.allreduce_algorithm : requested;
+  if (name.empty() || name == "auto") return automatic;  // the hot path builds no messages
   const std::string not_local = "needs every rank on one host with shared memory; this communicator spans " +
                                 std::to_string(comm.num_hosts()) + " hosts (or MSCOMM_FORCE_TCP is set)";
   const std::string too_big = "handles at most MSCOMM_SHM_SLOT_BYTES=" + std::to_string(tuning.shm_slot_bytes) +
                               " bytes, got " + std::to_string(bytes);
   const char* direct_not = !local ? not_local.c_str()
                                   : "needs single-copy reads between the ranks (MSCOMM_CMA) or registered buffers";
-  const uint8_t chosen = pick_algorithm(comm, "allreduce", requested.empty() ? tuning.allreduce_algorithm : requested,
-                                        automatic,
+  const uint8_t chosen = pick_algorithm(comm, "allreduce", name, automatic,
                                         {{"oneshot", kOneShot, !local ? not_local.c_str() : bytes > tuning.shm_slot_bytes ? too_big.c_str() : nullptr},
                                          {"rsag", kRsag, local ? nullptr : not_local.c_str()},
                                          {"direct", kDirect, local && direct_ok ? nullptr : direct_not},
