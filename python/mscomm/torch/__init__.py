@@ -15,6 +15,7 @@ makes the others raise ``mscomm.Timeout`` within the group timeout. See docs/tor
 from __future__ import annotations
 
 import socket
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -63,14 +64,23 @@ def _rendezvous(store: Any, rank: int, size: int, timeout: timedelta) -> str:
         store.set(uid_key, create_unique_id(_bootstrap_host(store)))
     if arrived == (generation + 1) * size:
         store.set(all_key, b"1")
-    try:
-        store.wait([all_key], timeout)
-        return store.get(uid_key).decode()
-    except (RuntimeError, dist.DistError) as e:  # DistStoreError: a rank never came
-        here = store.add("mscomm/arrived", 0) - generation * size
-        raise Timeout(f"mscomm backend: only {min(here, size)} of {size} ranks joined the group within "
-                      f"{timeout.total_seconds():.0f} s (this is rank {rank}); check that every rank creates "
-                      f"the group ({e})") from e
+    # Wait in short steps, counting arrivals as we go: when a rank never comes, the count is known
+    # even if the store's host (a rank that timed out first) has exited by the deadline.
+    here, deadline = arrived - generation * size, time.monotonic() + timeout.total_seconds()
+    while True:
+        step = timedelta(seconds=min(0.5, max(0.01, deadline - time.monotonic())))
+        try:
+            store.wait([all_key], step)
+            return store.get(uid_key).decode()
+        except (RuntimeError, dist.DistError) as e:  # DistStoreError: not everyone yet
+            try:
+                here = store.add("mscomm/arrived", 0) - generation * size
+            except (RuntimeError, dist.DistError):
+                pass  # the store is gone: keep the last count
+            if time.monotonic() >= deadline:
+                raise Timeout(f"mscomm backend: only {min(here, size)} of {size} ranks joined the group within "
+                              f"{timeout.total_seconds():.0f} s (this is rank {rank}); check that every rank "
+                              f"creates the group ({e})") from e
 
 
 def _create(store: Any, rank: int, size: int, timeout: timedelta) -> ProcessGroupMscomm:
