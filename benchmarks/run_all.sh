@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measures every figure in benchmarks/RESULTS.md (about 16 minutes on a 2-core machine).
+# Re-measures every figure in benchmarks/RESULTS.md (about 20 minutes on a 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results
