@@ -209,7 +209,7 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, b
     automatic = bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot
                 : direct_ok && bytes >= tuning.direct_min_bytes                   ? kDirect
                                                                                    : kRsag;
-  const std::string& name = requested.empty() ? tuning.allreduce_algorithm : requested;
+  const std::string& name = requested_algorithm(comm, "allreduce", requested);
   if (name.empty() || name == "auto") return automatic;  // the hot path builds no messages
   const std::string not_local = "needs every rank on one host with shared memory; this communicator spans " +
                                 std::to_string(comm.num_hosts()) + " hosts (or MSCOMM_FORCE_TCP is set)";

@@ -84,11 +84,17 @@ void check_no_overlap(const char* what, const void* a, size_t na, const void* b,
   throw InvalidArgument(std::string(what) + ": input and output overlap without being the same buffer");
 }
 
-uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
-                       std::initializer_list<AlgorithmChoice> choices) {
+const std::string& requested_algorithm(Communicator& comm, const char* collective, const std::string& requested) {
+  static const std::string none;
+  if (!requested.empty()) return requested;
   const auto& configured = comm.collectives().tuning.algorithm;
   auto it = configured.find(collective);
-  const std::string name = !requested.empty() ? requested : it != configured.end() ? it->second : "";
+  return it != configured.end() ? it->second : none;
+}
+
+uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
+                       std::initializer_list<AlgorithmChoice> choices) {
+  const std::string& name = requested_algorithm(comm, collective, requested);
   if (name.empty() || name == "auto") return automatic;
   std::string names = "auto";
   for (const AlgorithmChoice& c : choices) {

@@ -65,9 +65,11 @@ struct AlgorithmChoice {
   uint8_t id;
   const char* unusable;
 };
-// The algorithm to run: `requested` (the call's argument), else the collective's
-// MSCOMM_<NAME>_ALGO, else "auto", which is `automatic`. Unknown or unusable names raise
-// InvalidArgument naming the choices.
+// The algorithm name a call asks for: `requested` (the call's argument), else the collective's
+// MSCOMM_<NAME>_ALGO; empty or "auto" leave it to the tuning table.
+const std::string& requested_algorithm(Communicator& comm, const char* collective, const std::string& requested);
+// The algorithm to run: requested_algorithm(), where "auto" is `automatic`. Unknown or unusable
+// names raise InvalidArgument naming the choices.
 uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
                        std::initializer_list<AlgorithmChoice> choices);
 

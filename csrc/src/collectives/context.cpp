@@ -20,8 +20,8 @@ const char* collective_name(uint32_t c) {
 }
 
 Tuning::Tuning()
-    : allreduce_algorithm(env_string("MSCOMM_ALLREDUCE_ALGO")),
-      algorithm{{"allgather", env_string("MSCOMM_ALLGATHER_ALGO")},
+    : algorithm{{"allreduce", env_string("MSCOMM_ALLREDUCE_ALGO")},
+                {"allgather", env_string("MSCOMM_ALLGATHER_ALGO")},
                 {"broadcast", env_string("MSCOMM_BROADCAST_ALGO")},
                 {"alltoall", env_string("MSCOMM_ALLTOALL_ALGO")},
                 {"reduce_scatter", env_string("MSCOMM_REDUCE_SCATTER_ALGO")}},

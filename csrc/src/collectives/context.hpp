@@ -44,8 +44,7 @@ const char* collective_name(uint32_t c);
 // The tuning table's inputs, read once from the environment.
 struct Tuning {
   Tuning();
-  std::string allreduce_algorithm;
-  std::map<std::string, std::string> algorithm;  // MSCOMM_<COLLECTIVE>_ALGO of the others, by collective name
+  std::map<std::string, std::string> algorithm;  // MSCOMM_<COLLECTIVE>_ALGO, by collective name
   size_t oneshot_max_bytes, direct_min_bytes, shm_slot_bytes, chunk_bytes;
   bool check_args;  // MSCOMM_CHECK_ARGS: compare every call's arguments across all ranks
   bool cma;         // MSCOMM_CMA: try single-copy reads between same-host ranks
