@@ -28,6 +28,9 @@ comm = mscomm.init(timeout=60)
 x = np.ones(1 << 18, np.float32)   # 1 MB
 mscomm.allreduce(x)
 comm.barrier()
+# Leaving a barrier proves only that every rank entered it: before the victim may die, every rank
+# must have left it (the bootstrap's release reaches each rank ahead of any failure report).
+comm.bootstrap.barrier(60)
 
 def die():
     emit({"killed_at": time.time()})

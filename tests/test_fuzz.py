@@ -137,7 +137,12 @@ if RANK == 1:
 comm = mscomm.init(timeout=60)
 open(os.path.join(d, f"joined-{RANK}"), "w").close()
 calls, wrong = 0, 0
-while calls < 5 or not os.path.exists(os.path.join(d, "stop")):
+while True:
+    # Both ranks must stop after the same call: they agree on the stop file through a max.
+    stop = np.array([float(calls >= 5 and os.path.exists(os.path.join(d, "stop")))], np.float32)
+    mscomm.allreduce(stop, "max")
+    if stop[0]:
+        break
     x = np.arange(1000, dtype=np.float32) * (RANK + 1)
     mscomm.allreduce(x)
     wrong += int(not np.array_equal(x, np.arange(1000, dtype=np.float32) * 3))
