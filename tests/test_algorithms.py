@@ -47,14 +47,26 @@ for count in [1, 777, 70001]:
         out = np.zeros(count, np.float32)
         comm.reduce_scatter(out, mine, algorithm=algo)
         check(f"reduce_scatter/{algo}/{count}", out, sum(e[me * count:(me + 1) * count] for e in every))
+    # alltoallv (no algorithm choice): rank r sends count + p elements to rank p
+    send = [count + p for p in range(N)]
+    offs = np.cumsum([0] + send)
+    src_of = lambda r: (np.arange(offs[-1]) % 11 + r).astype(np.float32)
+    out = np.zeros(N * (count + me), np.float32)
+    comm.alltoallv(out, src_of(me), send, [count + me] * N)
+    want = np.concatenate([src_of(r)[offs[me]:offs[me + 1]] for r in range(N)])
+    check(f"alltoallv/{count}", out, want)
 emit(fail[:20])
 '''
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("streaming", [False, True], ids=["memcpy", "streaming-stores"])
 @pytest.mark.parametrize("nranks", [2, 3])
-def test_every_algorithm_forced_by_argument_matches_numpy(nranks):
-    job = run_job(nranks, FORCED, timeout=150).check_ok()
+def test_every_algorithm_forced_by_argument_matches_numpy(nranks, streaming):
+    """streaming-stores: every copy into an output uses them (MSCOMM_STREAM_MIN_BYTES=0), at odd
+    sizes and unaligned offsets, so their head and tail handling is checked too."""
+    env = {"MSCOMM_STREAM_MIN_BYTES": "0"} if streaming else {}
+    job = run_job(nranks, FORCED, env=env, timeout=150).check_ok()
     for r in range(nranks):
         assert job.results(r)[0] == [], job.results(r)[0]
 

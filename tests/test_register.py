@@ -227,7 +227,7 @@ try:
     emit({"error": None})
 except mscomm.MscommError as e:
     emit({"error": type(e).__name__, "message": str(e)})
-''', env={"MSCOMM_CMA": "0"}, timeout=90).check_ok()  # with single-copy reads the mix just works
+''', env={"MSCOMM_CMA": "0"}, timeout=90).check_ok()  # with single-copy reads the choices may coincide
     for r in range(2):
         res = job.results(r)[0]
         assert res["error"] == "InvalidArgument", res

@@ -18,4 +18,8 @@ void reduce(void* dst, const void* const* srcs, int n, size_t count, DataType dt
 // divide with truncation toward zero.
 void divide(void* data, size_t count, DataType dtype, int divisor);
 
+// memcpy with streaming (non-temporal) stores, for large data nobody reads again soon; ordered
+// before anything the caller does next (copy.cpp).
+void stream_copy(void* dst, const void* src, size_t bytes);
+
 }  // namespace mscomm

@@ -55,8 +55,10 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
   copy_if_distinct(out + me * bytes, in, bytes);
   if (n == 1) return;
   const uint8_t algorithm = pick_moving(comm, "allgather", opts.algorithm, bytes,
-                                        direct_possible(comm, in, bytes, out, bytes * n), kStaged, kDirect, "ring", kRing);
+                                        direct_reads(comm, in, bytes, out, bytes * n), SingleCopyUse::Bounded, kStaged,
+                                        kDirect, "ring", kRing);
   run_collective(comm, Collective::Allgather, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    c.output_bytes(bytes * n);
     if (algorithm == kDirect) {
       c.direct_begin(in, bytes, out, bytes * n);
       for (int r = 0; r < n; ++r)
@@ -69,7 +71,7 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
              [&](size_t off, size_t len, char* slot) { std::memcpy(slot, in + off * es, len * es); },
              [&](size_t off, size_t len, uint64_t phase) {
                for (int r = 0; r < n; ++r)
-                 if (r != me) std::memcpy(out + r * bytes + off * es, c.ctx.shm_slot(r, phase), len * es);
+                 if (r != me) c.copy_out(out + r * bytes + off * es, c.ctx.shm_slot(r, phase), len * es);
              });
       return;
     }
@@ -92,8 +94,10 @@ void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveO
   if (n == 1) return;
   auto buf = static_cast<char*>(buffer);
   const uint8_t algorithm = pick_moving(comm, "broadcast", opts.algorithm, bytes,
-                                        direct_possible(comm, nullptr, 0, buf, bytes), kStaged, kDirect, "chain", kChain);
+                                        direct_reads(comm, nullptr, 0, buf, bytes), SingleCopyUse::Never, kStaged,
+                                        kDirect, "chain", kChain);
   run_collective(comm, Collective::Broadcast, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, algorithm, [&](Call& c) {
+    c.output_bytes(bytes);
     if (algorithm == kDirect) {
       c.direct_begin(nullptr, 0, buf, bytes);
       if (me != root) c.read_peer(root, 1, 0, bytes, buf);
@@ -106,7 +110,7 @@ void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveO
                if (me == root) std::memcpy(slot, buf + off * es, len * es);
              },
              [&](size_t off, size_t len, uint64_t phase) {
-               if (me != root) std::memcpy(buf + off * es, c.ctx.shm_slot(root, phase), len * es);
+               if (me != root) c.copy_out(buf + off * es, c.ctx.shm_slot(root, phase), len * es);
              });
       return;
     }

@@ -89,7 +89,7 @@ void rsag(Call& c, const std::vector<int>& members, const char* input, char* out
     c.sync_local();
     if (root < 0 || c.rank == root) {
       char* out = output + off * c.es;
-      for (int r = 0; r < n; ++r) std::memcpy(out + lo(r), slot(r) + lo(r), bytes(r));
+      for (int r = 0; r < n; ++r) c.copy_out(out + lo(r), slot(r) + lo(r), bytes(r));
     }
     off += len;
   } while (off < count);
@@ -197,9 +197,8 @@ void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, 
   pipes.finish();
 }
 
-// direct_ok: the direct path can run (every buffer readable by the peers); automatic choice
-// also needs the message to reach MSCOMM_DIRECT_MIN_BYTES.
-uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, bool direct_ok) {
+// reads: how the direct path would read the peers' buffers (None: it cannot run).
+uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, DirectReads reads) {
   const Tuning& tuning = comm.collectives().tuning;
   const bool local = comm.num_hosts() == 1;
   const bool hier_ok = comm.collectives().layout.uniform && comm.local_ranks().size() > 1 && !local;
@@ -207,7 +206,7 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, b
   if (comm.size() > 1 && !local) automatic = hier_ok ? kHierarchical : kRing;
   else if (comm.size() > 1)
     automatic = bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot
-                : direct_ok && bytes >= tuning.direct_min_bytes                   ? kDirect
+                : direct_automatic(comm, reads, bytes, SingleCopyUse::Bounded)   ? kDirect
                                                                                    : kRsag;
   const std::string& name = requested_algorithm(comm, "allreduce", requested);
   if (name.empty() || name == "auto") return automatic;  // the hot path builds no messages
@@ -220,7 +219,7 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, b
   const uint8_t chosen = pick_algorithm(comm, "allreduce", name, automatic,
                                         {{"oneshot", kOneShot, !local ? not_local.c_str() : bytes > tuning.shm_slot_bytes ? too_big.c_str() : nullptr},
                                          {"rsag", kRsag, local ? nullptr : not_local.c_str()},
-                                         {"direct", kDirect, local && direct_ok ? nullptr : direct_not},
+                                         {"direct", kDirect, local && reads != DirectReads::None ? nullptr : direct_not},
                                          {"ring", kRing, nullptr},
                                          {"hier", kHierarchical, hier_ok ? nullptr : "needs several hosts with the same number (> 1) of ranks each"}});
   return comm.size() == 1 ? static_cast<uint8_t>(kLocal) : chosen;  // one rank: nothing to exchange, whatever was asked
@@ -229,15 +228,17 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, b
 }  // namespace
 
 std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered) {
-  const bool direct_ok = comm.size() > 1 && comm.num_hosts() == 1 && (registered || single_copy_reads(comm));
-  return algorithm_name(choose(comm, bytes, requested, direct_ok));
+  DirectReads reads = DirectReads::None;
+  if (comm.size() > 1 && comm.num_hosts() == 1)
+    reads = registered ? DirectReads::Registered : single_copy_reads(comm) ? DirectReads::SingleCopy : DirectReads::None;
+  return algorithm_name(choose(comm, bytes, requested, reads));
 }
 
 void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t bytes = count * dtype_size(opts.dtype);
   MSCOMM_CHECK_ARG(count == 0 || (input && output), "allreduce: null buffer with a non-zero count");
   check_no_overlap("allreduce", input, bytes, output, bytes);
-  const uint8_t algorithm = choose(comm, bytes, opts.algorithm, direct_possible(comm, input, bytes, output, bytes));
+  const uint8_t algorithm = choose(comm, bytes, opts.algorithm, direct_reads(comm, input, bytes, output, bytes));
   auto in = static_cast<const char*>(input);
   auto out = static_cast<char*>(output);
   if (algorithm == kLocal) {
@@ -245,6 +246,7 @@ void allreduce(Communicator& comm, const void* input, void* output, size_t count
     return;
   }
   run_collective(comm, Collective::Allreduce, count, opts.dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    c.output_bytes(bytes);
     if (algorithm == kOneShot) oneshot(c, in, out, count, opts.op);
     else if (algorithm == kDirect) direct(c, in, out, count, opts.op);
     else if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, -1);

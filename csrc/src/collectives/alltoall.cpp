@@ -59,7 +59,7 @@ void direct_alltoallv(Call& c, const char* in, size_t sbytes, const std::vector<
     table[2 * p + 1] = send_len[p];
   }
   c.direct_begin(in, sbytes, table.data(), table.size() * sizeof(uint64_t));  // "output": the table
-  std::memcpy(out + recv_off[me], in + send_off[me], send_len[me]);
+  c.copy_out(out + recv_off[me], in + send_off[me], send_len[me]);
   for (int k = 1; k < n; ++k) {
     const int p = (me + k) % n;
     uint64_t entry[2];
@@ -111,22 +111,24 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
     return;
   }
   const uint8_t algorithm = pick_moving(comm, "alltoall", opts.algorithm, bytes,
-                                        direct_possible(comm, in, bytes * n, out, bytes * n), kStaged, kDirect, "pairwise",
+                                        direct_reads(comm, in, bytes * n, out, bytes * n), SingleCopyUse::Always,
+                                        kStaged, kDirect, "pairwise",
                                         kPairwise);
   run_collective(comm, Collective::Alltoall, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    c.output_bytes(bytes * n);
     if (algorithm == kDirect) {
       c.direct_begin(in, bytes * n, out, bytes * n);
-      std::memcpy(out + me * bytes, in + me * bytes, bytes);
+      c.copy_out(out + me * bytes, in + me * bytes, bytes);
       for (int p = 0; p < n; ++p)
         if (p != me) c.read_peer(p, 0, me * bytes, bytes, out + p * bytes);
       c.direct_end();
       return;
     }
     if (algorithm == kStaged) {
-      std::memcpy(out + me * bytes, in + me * bytes, bytes);
+      c.copy_out(out + me * bytes, in + me * bytes, bytes);
       staged_blocks(c, in, count, [&](size_t off, size_t len, uint64_t phase, size_t seg) {
         for (int p = 0; p < n; ++p)
-          if (p != me) std::memcpy(out + p * bytes + off * es, c.ctx.shm_slot(p, phase) + me * seg, len * es);
+          if (p != me) c.copy_out(out + p * bytes + off * es, c.ctx.shm_slot(p, phase) + me * seg, len * es);
       });
       return;
     }
@@ -149,13 +151,13 @@ void alltoallv(Communicator& comm, const void* input, const std::vector<size_t>&
   check_no_overlap("alltoallv", input, sbytes, output, rbytes);
   MSCOMM_CHECK_ARG(in != out || (sbytes == 0 && rbytes == 0), "alltoallv: input and output must be different buffers");
   std::vector<size_t> soff(n), slen(n), roff(n), rlen(n);
-  for (int p = 0, so = 0, ro = 0; p < n; ++p) {
-    soff[p] = static_cast<size_t>(so) * es;
+  for (size_t p = 0, so = 0, ro = 0; p < static_cast<size_t>(n); ++p) {
+    soff[p] = so * es;
     slen[p] = send_counts[p] * es;
-    roff[p] = static_cast<size_t>(ro) * es;
+    roff[p] = ro * es;
     rlen[p] = recv_counts[p] * es;
-    so += static_cast<int>(send_counts[p]);
-    ro += static_cast<int>(recv_counts[p]);
+    so += send_counts[p];
+    ro += recv_counts[p];
   }
   const int me = comm.rank();
   MSCOMM_CHECK_ARG(send_counts[me] == recv_counts[me], "alltoallv: send_counts[" + std::to_string(me) + "]=" +
@@ -169,6 +171,7 @@ void alltoallv(Communicator& comm, const void* input, const std::vector<size_t>&
   // can read every other's memory (min bytes 0).
   const uint8_t algorithm = comm.num_hosts() == 1 && single_copy_reads(comm) ? kDirect : kPairwise;
   run_collective(comm, Collective::Alltoallv, 0, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
+    c.output_bytes(rbytes);
     if (algorithm == kDirect) direct_alltoallv(c, in, sbytes, soff, slen, out, roff, rlen);
     else pairwise(c, in, soff, slen, out, roff, rlen);
   });
@@ -187,7 +190,8 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
     return;
   }
   const uint8_t algorithm = pick_moving(comm, "reduce_scatter", opts.algorithm, bytes,
-                                        direct_possible(comm, in, bytes * n, out, bytes), kStaged, kDirect, "ring", kRing);
+                                        direct_reads(comm, in, bytes * n, out, bytes), SingleCopyUse::Always, kStaged,
+                                        kDirect, "ring", kRing);
   run_collective(comm, Collective::ReduceScatter, count, dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == kDirect) {
       c.direct_begin(in, bytes * n, out, bytes);

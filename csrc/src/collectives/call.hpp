@@ -23,6 +23,12 @@ struct Call {
   int rank, size;
   size_t es;  // element size
   int entry = 0;  // where publish_descriptor() put this call's descriptor
+  bool stream = false;  // the output is large (MSCOMM_STREAM_MIN_BYTES): copy_out uses streaming stores
+
+  // Sets `stream` from the size of the call's output on this rank.
+  void output_bytes(size_t bytes) { stream = bytes >= ctx.tuning.stream_min_bytes; }
+  // Copies into the call's output (memcpy, or streaming stores when `stream`).
+  void copy_out(void* dst, const void* src, size_t bytes) const;
 
   // Compares a peer's descriptor with `expected`; on disagreement every rank fails with a message
   // showing both sides.
@@ -50,14 +56,27 @@ struct Call {
 // Copies `bytes` at `address` in process `pid` (rank `peer`) into dst (process_vm_readv).
 void cma_read(int pid, uint64_t address, void* dst, size_t bytes, int peer);
 BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t bytes);
-// Whether the direct path can run: every rank on this host, and single-copy reads work between
-// the ranks or both buffers (null: none) are registered (which one rank alone may think: ranks
-// that disagree fail their first sync with "arguments differ", the algorithm ids differing).
-bool direct_possible(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes);
+// How the direct path would read the peers' buffers of a call: not at all (several hosts, or
+// neither single-copy reads nor registered buffers), through the registrations' mappings (both
+// buffers, null meaning none, registered), or with single-copy reads (process_vm_readv; where a
+// buffer is registered, through its mapping). Registration is one rank's view: ranks that pass
+// registered buffers while others do not may choose differently and then fail their first sync
+// with "arguments differ".
+enum class DirectReads : uint8_t { None, Registered, SingleCopy };
+DirectReads direct_reads(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes);
+// When the automatic choice takes the direct path over single-copy reads, which copy large data
+// at about half the speed of a user-space copy with streaming stores (benchmarks/RESULTS.md):
+// Always (alltoall, reduce_scatter: one copy per byte either way), Bounded (allreduce,
+// allgather: up to MSCOMM_CMA_MAX_BYTES, and not when ranks outnumber cores, where the staged
+// path measured faster), Never (broadcast: staged measured faster at every size).
+enum class SingleCopyUse : uint8_t { Always, Bounded, Never };
+// Whether the automatic choice is the direct path (from MSCOMM_DIRECT_MIN_BYTES bytes per rank).
+bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_bytes, SingleCopyUse use);
 // pick_algorithm for the data-moving collectives: staged (one host), direct (one host, when
-// possible; automatic from MSCOMM_DIRECT_MIN_BYTES bytes per rank) or their network algorithm.
+// possible; automatic per direct_automatic) or their network algorithm.
 uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
-                    bool direct_ok, uint8_t staged, uint8_t direct, const char* network_name, uint8_t network);
+                    DirectReads reads, SingleCopyUse use, uint8_t staged, uint8_t direct, const char* network_name,
+                    uint8_t network);
 
 // One algorithm a collective offers: its name, id, and why it cannot run here (null: it can).
 struct AlgorithmChoice {

@@ -27,8 +27,10 @@ Tuning::Tuning()
                 {"reduce_scatter", env_string("MSCOMM_REDUCE_SCATTER_ALGO")}},
       oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
       direct_min_bytes(static_cast<size_t>(env_int("MSCOMM_DIRECT_MIN_BYTES"))),
+      cma_max_bytes(static_cast<size_t>(env_int("MSCOMM_CMA_MAX_BYTES"))),
       shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),
       chunk_bytes(static_cast<size_t>(env_int("MSCOMM_TCP_SLOT_BYTES")) & ~size_t{63}),
+      stream_min_bytes(static_cast<size_t>(env_int("MSCOMM_STREAM_MIN_BYTES"))),
       check_args(env_bool("MSCOMM_CHECK_ARGS")),
       cma(env_bool("MSCOMM_CMA")) {
   MSCOMM_CHECK_ARG(shm_slot_bytes >= 4096 && chunk_bytes >= 4096,

@@ -45,7 +45,7 @@ const char* collective_name(uint32_t c);
 struct Tuning {
   Tuning();
   std::map<std::string, std::string> algorithm;  // MSCOMM_<COLLECTIVE>_ALGO, by collective name
-  size_t oneshot_max_bytes, direct_min_bytes, shm_slot_bytes, chunk_bytes;
+  size_t oneshot_max_bytes, direct_min_bytes, cma_max_bytes, shm_slot_bytes, chunk_bytes, stream_min_bytes;
   bool check_args;  // MSCOMM_CHECK_ARGS: compare every call's arguments across all ranks
   bool cma;         // MSCOMM_CMA: try single-copy reads between same-host ranks
 };

@@ -9,12 +9,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <thread>
 
 #include <cstring>
 
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
+#include "mscomm/reduce.hpp"
 
 namespace mscomm {
 
@@ -117,20 +120,30 @@ BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t 
   return {};
 }
 
-bool direct_possible(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
-  if (comm.size() == 1 || comm.num_hosts() != 1) return false;
+DirectReads direct_reads(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
+  if (comm.size() == 1 || comm.num_hosts() != 1) return DirectReads::None;
   CollectiveContext& ctx = comm.collectives();
   ctx.connect(comm);  // collective, but every rank gets here at the same call: the test above agrees
-  if (ctx.cma) return true;
-  if (ctx.buffers.empty()) return false;
-  return (!in || find_registered(ctx, in, in_bytes).handle) && (!out || find_registered(ctx, out, out_bytes).handle);
+  const bool registered = !ctx.buffers.empty() && (!in || find_registered(ctx, in, in_bytes).handle) &&
+                          (!out || find_registered(ctx, out, out_bytes).handle);
+  if (registered) return DirectReads::Registered;
+  return ctx.cma ? DirectReads::SingleCopy : DirectReads::None;
+}
+
+bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_bytes, SingleCopyUse use) {
+  const Tuning& tuning = comm.collectives().tuning;
+  if (reads == DirectReads::None || message_bytes < tuning.direct_min_bytes) return false;
+  if (reads == DirectReads::Registered || use == SingleCopyUse::Always) return true;
+  const bool oversubscribed = comm.local_ranks().size() > std::max(1u, std::thread::hardware_concurrency());
+  return use == SingleCopyUse::Bounded && !oversubscribed && message_bytes <= tuning.cma_max_bytes;
 }
 
 uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
-                    bool direct_ok, uint8_t staged, uint8_t direct, const char* network_name, uint8_t network) {
+                    DirectReads reads, SingleCopyUse use, uint8_t staged, uint8_t direct, const char* network_name,
+                    uint8_t network) {
   const bool local = comm.num_hosts() == 1;
-  const uint8_t automatic =
-      !local ? network : direct_ok && message_bytes >= comm.collectives().tuning.direct_min_bytes ? direct : staged;
+  const bool direct_ok = reads != DirectReads::None;
+  const uint8_t automatic = !local ? network : direct_automatic(comm, reads, message_bytes, use) ? direct : staged;
   const char* not_local = "needs every rank on one host (MSCOMM_FORCE_TCP or several hosts rule it out)";
   return pick_algorithm(comm, collective, requested, automatic,
                         {{"staged", staged, local ? nullptr : not_local},
@@ -182,7 +195,12 @@ const char* Call::peer_view(int peer, int which, size_t offset, size_t bytes, ch
 
 void Call::read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const {
   const char* p = peer_view(peer, which, offset, bytes, static_cast<char*>(dst));
-  if (p != dst) std::memcpy(dst, p, bytes);
+  if (p != dst) copy_out(dst, p, bytes);
+}
+
+void Call::copy_out(void* dst, const void* src, size_t bytes) const {
+  if (stream) stream_copy(dst, src, bytes);
+  else std::memcpy(dst, src, bytes);
 }
 
 }  // namespace mscomm

@@ -42,6 +42,13 @@ const std::vector<EnvVar>& env_registry() {
        "Let same-host ranks read each other's buffers with process_vm_readv (one copy instead of two through "
        "shared memory) where the kernel allows it (probed once per communicator; under Yama ptrace_scope 1 "
        "each rank opts in with PR_SET_PTRACER). 0: only registered buffers take the direct path."},
+      {"MSCOMM_STREAM_MIN_BYTES", "1048576",
+       "Calls whose output on a rank is at least this large write it with streaming (non-temporal) stores, "
+       "which skip the cache: faster for data larger than the caches, slower for data read again at once."},
+      {"MSCOMM_CMA_MAX_BYTES", "16777216",
+       "Largest message (bytes per rank) for which allreduce and allgather of unregistered buffers take the "
+       "direct path through single-copy reads (not at all when ranks outnumber cores); larger ones are staged, "
+       "measured faster. alltoall and reduce_scatter use single-copy reads at any size, broadcast never."},
       {"MSCOMM_SHM_SLOT_BYTES", "1048576", "Bytes of one pipeline slot of the shared-memory algorithms (two per rank)."},
       {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one pipe chunk: each rank keeps two receive slots of this size per sender (rings, chains, pairwise exchanges, send/recv)."},
       {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},

@@ -29,15 +29,19 @@ import torch.distributed as dist
 
 from mscomm.errors import InvalidArgument
 
-_NATIVE = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.int32, torch.int64,
-           torch.uint8)
 _WIDEN = {torch.int16: torch.int32, torch.uint16: torch.int32, torch.uint32: torch.int64}
 _COMPLEX = (torch.complex64, torch.complex128)
 _INTEGER = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.uint16, torch.uint32,
             torch.uint64, torch.bool)
 
+# The core's names of the dtypes it moves and reduces itself.
+CORE_DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32",
+               torch.float64: "float64", torch.int8: "int8", torch.int32: "int32", torch.int64: "int64",
+               torch.uint8: "uint8"}
+_NATIVE = tuple(CORE_DTYPES)
+
 _R = dist.ReduceOp.RedOpType
-_OP_NAMES = {_R.SUM: "sum", _R.PRODUCT: "prod", _R.MIN: "min", _R.MAX: "max", _R.AVG: "avg"}
+OP_NAMES = {_R.SUM: "sum", _R.PRODUCT: "prod", _R.MIN: "min", _R.MAX: "max", _R.AVG: "avg"}
 _BITWISE = {_R.BAND: torch.bitwise_and, _R.BOR: torch.bitwise_or, _R.BXOR: torch.bitwise_xor}
 _BOOL_OPS = {_R.SUM: "max", _R.BOR: "max", _R.MAX: "max", _R.PRODUCT: "min", _R.BAND: "min", _R.MIN: "min"}
 
@@ -100,9 +104,9 @@ def reduction(what: str, dtype: torch.dtype, op: object) -> Reduction:
         if dtype in _INTEGER:
             return Reduction(movement(dtype), None, _BITWISE[kind])
         raise _refuse(what, dtype, kind, "bitwise ops need an integer or bool tensor")
-    if kind not in _OP_NAMES:
+    if kind not in OP_NAMES:
         raise _refuse(what, dtype, kind, "this op is not supported by the mscomm backend (PREMUL_SUM is NCCL-only)")
-    name = _OP_NAMES[kind]
+    name = OP_NAMES[kind]
     if dtype in _NATIVE:
         return Reduction(IDENTITY, name, None)
     if dtype == torch.bool and kind in _BOOL_OPS:

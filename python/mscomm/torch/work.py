@@ -32,10 +32,11 @@ class MscommWork(dist.Work):
         self._cf = future
         self._before_wait = before_wait
         self._result = result
-        self._fut: torch.futures.Future = torch.futures.Future()
-        if future is None:
-            self._fut.set_result(result)
-        else:
+        # A finished operation makes its torch future only when asked (plain dist.* calls never
+        # ask; making one costs microseconds on every call).
+        self._fut: torch.futures.Future | None = None
+        if future is not None:
+            self._fut = torch.futures.Future()
             future.add_done_callback(self._settle)
 
     def _settle(self, cf: "concurrent.futures.Future[Any]") -> None:
@@ -76,6 +77,9 @@ class MscommWork(dist.Work):
 
     def get_future(self) -> torch.futures.Future:
         self._start()
+        if self._fut is None:
+            self._fut = torch.futures.Future()
+            self._fut.set_result(self._result)
         return self._fut
 
     def __repr__(self) -> str:
