@@ -77,6 +77,20 @@ def _plain(t: Tensor) -> bool:
     return t.is_cpu and t.layout is torch.strided and t.is_contiguous()
 
 
+def _row_counts(t: Tensor, rows: Sequence[int], size: int, scale: int) -> list[int] | None:
+    """Elements per rank (times ``scale``) from torch's dim-0 split sizes (empty: equal split), or
+    None when they do not describe ``t`` (the general path then names the problem)."""
+    if t.dim() == 0:
+        return None
+    n0 = t.shape[0]
+    per_row = t.numel() // n0 * scale if n0 else 0
+    if not rows:
+        return [n0 // size * per_row] * size if n0 % size == 0 else None
+    if len(rows) != size or sum(rows) != n0 or min(rows) < 0:
+        return None
+    return [int(r) * per_row for r in rows]
+
+
 def _unpack(flat: Tensor, enc: wire.Encoding, outputs: Sequence[Tensor]) -> None:
     """Copy consecutive slices of a flat wire buffer into ``outputs``."""
     offset = 0
@@ -230,17 +244,25 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
     def _fast_all_to_all(self, output: Tensor, input: Tensor, output_split_sizes: Sequence[int],  # noqa: A002
                          input_split_sizes: Sequence[int], opts: Any) -> MscommWork | None:
-        if (output_split_sizes or input_split_sizes or output.dtype != input.dtype or not self._inline(opts)
-                or not (_plain(output) and _plain(input))):
+        if output.dtype != input.dtype or not self._inline(opts) or not (_plain(output) and _plain(input)):
             return None
         size = self._comm.size
-        dtype, count = wire.CORE_DTYPES.get(input.dtype), input.numel()
+        dtype, scale = wire.CORE_DTYPES.get(input.dtype), 1
         if dtype is None:  # moved as bytes
-            dtype, count = "uint8", count * input.element_size()
-        if count % size or output.numel() != input.numel():
-            return None  # the general path names the problem
-        _core.alltoall(self._comm._core, input.data_ptr(), output.data_ptr(), count // size, dtype, "sum", 0,
-                       self._seconds(opts), "")
+            dtype, scale = "uint8", input.element_size()
+        if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
+            count = input.numel() * scale
+            if count % size or output.numel() != input.numel():
+                return None  # the general path names the problem
+            _core.alltoall(self._comm._core, input.data_ptr(), output.data_ptr(), count // size, dtype, "sum", 0,
+                           self._seconds(opts), "")
+        else:
+            send = _row_counts(input, input_split_sizes, size, scale)
+            recv = _row_counts(output, output_split_sizes, size, scale)
+            if send is None or recv is None:
+                return None
+            _core.alltoallv(self._comm._core, input.data_ptr(), send, output.data_ptr(), recv, dtype,
+                            self._seconds(opts))
         return MscommWork(None, [output])
 
     # -- reductions ---------------------------------------------------------------------------
