@@ -76,5 +76,5 @@ void register_collectives(py::module_& m) {
   }, py::arg("comm"), "Collective on first use: whether same-host ranks read each other's buffers directly.");
   m.def("deregister_buffer", &deregister_buffer, py::arg("comm"), py::arg("handle"));
   m.def("allreduce_algorithm", &allreduce_algorithm, py::arg("comm"), py::arg("nbytes"), py::arg("algorithm") = "",
-        py::arg("registered") = false);
+        py::arg("registered") = false, py::arg("in_place") = true);
 }

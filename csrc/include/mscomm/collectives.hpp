@@ -55,6 +55,8 @@ bool single_copy_reads(Communicator& comm);
 // Local: makes the buffer's pages private again (contents kept) and drops the peers' mappings.
 void deregister_buffer(Communicator& comm, uint64_t handle);
 
-std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered = false);
+// The algorithm allreduce takes for a message of `bytes` (the tuning table, or `requested`).
+std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered = false,
+                                bool in_place = true);
 
 }  // namespace mscomm

@@ -198,7 +198,7 @@ void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, 
 }
 
 // reads: how the direct path would read the peers' buffers (None: it cannot run).
-uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, DirectReads reads) {
+uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, DirectReads reads, bool in_place) {
   const Tuning& tuning = comm.collectives().tuning;
   const bool local = comm.num_hosts() == 1;
   const bool hier_ok = comm.collectives().layout.uniform && comm.local_ranks().size() > 1 && !local;
@@ -206,7 +206,8 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, D
   if (comm.size() > 1 && !local) automatic = hier_ok ? kHierarchical : kRing;
   else if (comm.size() > 1)
     automatic = bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot
-                : direct_automatic(comm, reads, bytes, SingleCopyUse::Bounded)   ? kDirect
+                : direct_automatic(comm, reads, bytes, in_place ? SingleCopyUse::UnlessOversubscribed
+                                                                : SingleCopyUse::Bounded) ? kDirect
                                                                                    : kRsag;
   const std::string& name = requested_algorithm(comm, "allreduce", requested);
   if (name.empty() || name == "auto") return automatic;  // the hot path builds no messages
@@ -227,18 +228,20 @@ uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, D
 
 }  // namespace
 
-std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered) {
+std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered,
+                                bool in_place) {
   DirectReads reads = DirectReads::None;
   if (comm.size() > 1 && comm.num_hosts() == 1)
     reads = registered ? DirectReads::Registered : single_copy_reads(comm) ? DirectReads::SingleCopy : DirectReads::None;
-  return algorithm_name(choose(comm, bytes, requested, reads));
+  return algorithm_name(choose(comm, bytes, requested, reads, in_place));
 }
 
 void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t bytes = count * dtype_size(opts.dtype);
   MSCOMM_CHECK_ARG(count == 0 || (input && output), "allreduce: null buffer with a non-zero count");
   check_no_overlap("allreduce", input, bytes, output, bytes);
-  const uint8_t algorithm = choose(comm, bytes, opts.algorithm, direct_reads(comm, input, bytes, output, bytes));
+  const uint8_t algorithm = choose(comm, bytes, opts.algorithm, direct_reads(comm, input, bytes, output, bytes),
+                                     input == output);
   auto in = static_cast<const char*>(input);
   auto out = static_cast<char*>(output);
   if (algorithm == kLocal) {

@@ -65,11 +65,12 @@ BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t 
 enum class DirectReads : uint8_t { None, Registered, SingleCopy };
 DirectReads direct_reads(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes);
 // When the automatic choice takes the direct path over single-copy reads, which copy large data
-// at about half the speed of a user-space copy with streaming stores (benchmarks/RESULTS.md):
-// Always (alltoall, reduce_scatter: one copy per byte either way), Bounded (allreduce,
-// allgather: up to MSCOMM_CMA_MAX_BYTES, and not when ranks outnumber cores, where the staged
-// path measured faster), Never (broadcast: staged measured faster at every size).
-enum class SingleCopyUse : uint8_t { Always, Bounded, Never };
+// at about half the speed of a user-space copy with streaming stores (docs/algorithms.md has the
+// measurements): Always (alltoall, reduce_scatter: one copy per byte either way);
+// UnlessOversubscribed (in-place allreduce: not when the host's ranks outnumber its cores);
+// Bounded (out-of-place allreduce, allgather: also only up to MSCOMM_CMA_MAX_BYTES); Never
+// (broadcast). Elsewhere the staged path measured faster.
+enum class SingleCopyUse : uint8_t { Always, UnlessOversubscribed, Bounded, Never };
 // Whether the automatic choice is the direct path (from MSCOMM_DIRECT_MIN_BYTES bytes per rank).
 bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_bytes, SingleCopyUse use);
 // pick_algorithm for the data-moving collectives: staged (one host), direct (one host, when

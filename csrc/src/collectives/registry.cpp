@@ -135,7 +135,8 @@ bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_byte
   if (reads == DirectReads::None || message_bytes < tuning.direct_min_bytes) return false;
   if (reads == DirectReads::Registered || use == SingleCopyUse::Always) return true;
   const bool oversubscribed = comm.local_ranks().size() > std::max(1u, std::thread::hardware_concurrency());
-  return use == SingleCopyUse::Bounded && !oversubscribed && message_bytes <= tuning.cma_max_bytes;
+  if (use == SingleCopyUse::Never || oversubscribed) return false;
+  return use == SingleCopyUse::UnlessOversubscribed || message_bytes <= tuning.cma_max_bytes;
 }
 
 uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,

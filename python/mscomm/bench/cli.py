@@ -109,7 +109,7 @@ def format_table(report: dict) -> str:
     head = (f"# {'size':>8} {'count':>10} {'type':>8} {'redop':>5}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} "
             f"{'#wrong':>6}")
     if allreduce:
-        head += f"  {'inplace':>9} {'busbw':>6} {'algo':>7}"
+        head += f"  {'inplace':>9} {'busbw':>6} {'algo':>11}"
     head += "".join(f"  {p + '(us)':>10} {'x-' + p:>7}" for p in peers)
     lines.append(head)
     for i, o in enumerate(ms["rows"]):
@@ -118,7 +118,7 @@ def format_table(report: dict) -> str:
                 f"{o['algbw']:6.2f} {o['busbw']:6.2f} {wrong:>6}")
         if allreduce:
             ip = ms["in_place"][i]
-            line += f"  {ip['time_us']:9.1f} {ip['busbw']:6.2f} {ms['algorithms'][str(o['bytes'])]:>7}"
+            line += f"  {ip['time_us']:9.1f} {ip['busbw']:6.2f} {ms['algorithms'][str(o['bytes'])]:>11}"
         for p in peers:
             pr = res[p]["rows"][i]
             if "error" in pr:

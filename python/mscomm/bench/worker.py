@@ -120,9 +120,12 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     if args.collective == "allreduce":
         from mscomm import _core
 
-        result["algorithms"] = {str(nb): _core.allreduce_algorithm(comm._core, nb, args.algorithm or "",
-                                                                   args.register)
-                                for nb in args.sizes}
+        def algo(nb: int) -> str:  # "out of place/in place" when the two differ
+            names = [_core.allreduce_algorithm(comm._core, nb, args.algorithm or "", args.register, in_place)
+                     for in_place in (False, True)]
+            return names[0] if names[0] == names[1] else "/".join(names)
+
+        result["algorithms"] = {str(nb): algo(nb) for nb in args.sizes}
     return result
 
 
