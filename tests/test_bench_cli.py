@@ -55,7 +55,8 @@ def test_bench_allreduce_json_report(tmp_path, capfd, nranks, transport):
     algos = {str(b) for b in SIZES}
     assert set(ms["algorithms"]) >= algos, ms["algorithms"]
     valid = {"oneshot", "rsag", "direct", "ring"} if transport == "shm" else {"ring"}
-    assert {ms["algorithms"][b] for b in algos} <= valid, ms["algorithms"]
+    # "out-of-place/in-place" where the two differ
+    assert {a for b in algos for a in ms["algorithms"][b].split("/")} <= valid, ms["algorithms"]
     table = capfd.readouterr().out
     assert f"# mscomm-bench allreduce: {nranks} ranks, float32 sum" in table
     for label in ("4KB", "16KB", "64KB"):
@@ -70,6 +71,19 @@ def test_bench_compare_gloo_adds_backend(tmp_path, capfd):
     assert set(res) == {"mscomm", "gloo"}
     check_rows(res["gloo"]["rows"], 2, checked=False)
     assert "x-gloo" in capfd.readouterr().out
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("collective", ["allreduce", "alltoall"])
+def test_bench_torch_backend_registered_checks_results(tmp_path, collective):
+    """--backend torch --register: mscomm's tensors registered through mscomm.torch.register_tensor."""
+    pytest.importorskip("torch")
+    out = tmp_path / "report.json"
+    assert main([collective, "-n", "2", "--min", "64K", "--max", "4M", "--factor", "8", "--backend", "torch",
+                 "--register", "--compare", "gloo", "--check", "--json", str(out), *FAST]) == 0
+    res = by_backend(json.loads(out.read_text()))
+    assert set(res) == {"mscomm", "gloo"}
+    assert [r["wrong"] for r in res["mscomm"]["rows"]] == [0, 0, 0], res["mscomm"]["rows"]
 
 
 @pytest.mark.timeout(240)

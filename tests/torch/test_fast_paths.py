@@ -71,3 +71,34 @@ def test_bad_split_sizes_fail_clearly_and_the_group_still_works():
         name, message = job.results(r)[0]
         assert name == "InvalidArgument" and "output_split_sizes [1, 4]" in message, message
         assert job.results(r)[1] == [2.0] * 4
+
+
+def test_register_tensor_maps_it_and_refuses_other_groups():
+    job = run_torch_job(2, '''
+        import mscomm.torch
+        init("mscomm")
+        t = torch.full((1 << 18,), float(RANK + 1))
+        h = mscomm.torch.register_tensor(t)
+        def where(a):
+            p = a.data_ptr()
+            for line in open("/proc/self/maps"):
+                lo, hi = (int(v, 16) for v in line.split()[0].split("-"))
+                if lo <= p < hi:
+                    return "shm" if "/dev/shm/mscomm" in line else "private"
+        mapped = where(t)
+        dist.all_reduce(t)
+        ok = bool((t == 3.0).all())
+        h.deregister()
+        gloo = dist.new_group(backend="gloo")
+        try:
+            mscomm.torch.register_tensor(torch.ones(4), gloo)
+            refusal = None
+        except ValueError as e:
+            refusal = str(e)
+        emit([mapped, ok, where(t), refusal])
+        dist.destroy_process_group()
+    ''', timeout=90).check_ok()
+    for r in range(2):
+        mapped, ok, after, refusal = job.results(r)[0]
+        assert (mapped, ok, after) == ("shm", True, "private")
+        assert "is not an mscomm process group" in refusal

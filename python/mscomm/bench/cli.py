@@ -168,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--algorithm", default=None,
                    help="allreduce: force an algorithm (auto, oneshot, rsag, direct, ring, hier)")
     p.add_argument("--register", action="store_true",
-                   help="register mscomm's buffers (comm.register) so large calls take the direct path")
+                   help="register mscomm's buffers (comm.register; with --backend torch mscomm.torch.register_tensor) "
+                        "so large calls read the peers' buffers through shared mappings")
     p.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks")
     p.add_argument("--backend", choices=("mscomm", "torch"), default="mscomm",
                    help="torch: run mscomm through torch.distributed (process group 'mscomm'); --compare gloo "

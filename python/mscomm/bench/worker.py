@@ -154,6 +154,12 @@ def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str
         for nbytes in args.sizes:
             b = buffers(args.collective, nbytes, rank, size, dt)
             iters = iterations_for(nbytes) if args.iters is None else args.iters
+            regs = []
+            if args.register and backend == "mscomm":  # as in run_mscomm, through the group
+                from mscomm.torch import register_tensor
+
+                b.x, b.out = _own_pages(b.x), _own_pages(b.out)
+                regs = [register_tensor(torch.from_numpy(a), group) for a in (b.x, b.out) if a.size]
             try:
                 call = torch_call(args.collective, b, args.op, group)
                 wrong = None
@@ -166,6 +172,8 @@ def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str
                 rows.append(row(args.collective, nbytes, b.x.size, args, size, t, wrong))
             except (RuntimeError, ValueError) as e:  # gloo lacks some collectives for some dtypes
                 rows.append({"bytes": nbytes, "error": str(e).splitlines()[0]})
+            for reg in regs:
+                reg.deregister()
         results.append({"backend": backend, "api": "torch.distributed", "rows": rows})
     dist.destroy_process_group()
     return results

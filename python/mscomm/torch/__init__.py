@@ -28,7 +28,7 @@ from mscomm.torch.work import MscommWork
 
 BACKEND = "mscomm"
 
-__all__ = ["BACKEND", "MscommWork", "ProcessGroupMscomm", "register"]
+__all__ = ["BACKEND", "MscommWork", "ProcessGroupMscomm", "register", "register_tensor"]
 
 
 def _store_host(store: Any) -> str | None:
@@ -88,6 +88,36 @@ def _create(store: Any, rank: int, size: int, timeout: timedelta) -> ProcessGrou
     uid = _rendezvous(store, rank, size, timeout)
     seconds = timeout.total_seconds()
     return ProcessGroupMscomm(Communicator(rank, size, uid, timeout=seconds), seconds)
+
+
+def _mscomm_group(group: Any) -> ProcessGroupMscomm:
+    pg = dist.group.WORLD if group is None else group
+    if isinstance(pg, ProcessGroupMscomm):
+        return pg
+    try:
+        import torch
+
+        backend = pg._get_backend(torch.device("cpu"))
+    except (RuntimeError, AttributeError):
+        backend = None
+    if isinstance(backend, ProcessGroupMscomm):
+        return backend
+    from mscomm.errors import InvalidArgument
+
+    raise InvalidArgument(f"mscomm.torch.register_tensor: {pg!r} is not an mscomm process group; pass group= a "
+                          "group made with backend='mscomm'")
+
+
+def register_tensor(tensor: Any, group: Any = None, timeout: float | None = None) -> Any:
+    """Collective over ``group`` (default: the default group): register ``tensor`` with the
+    group's communicator, so that later collectives on it (or on views of it) read the peers'
+    tensors through shared mappings instead of single-copy reads or staging (one host; see
+    ``mscomm.registration``). Every rank registers one tensor, in the same order. Returns the
+    handle; ``handle.deregister()`` undoes it. Keep the tensor alive and unresized meanwhile.
+
+    Worth it for tensors a job reuses (gradient buckets, MoE dispatch buffers) at 1 MiB and more.
+    """
+    return _mscomm_group(group).communicator.register(tensor, timeout)
 
 
 def register() -> None:
