@@ -39,11 +39,7 @@ def test_abort_unblocks_pending_work():
         else:
             time.sleep(3)
             emit(["idle"])
-        dist.destroy_process_group()
-        # Core leak (reported): a rank that aborts a collective its peer never joined keeps that
-        # collective's segment; sweep it so this test checks abort, not the leak.
-        from mscomm.launcher import sweep_shm
-        sweep_shm(os.environ["MSCOMM_JOB_TAG"])
+        dist.destroy_process_group()   # no segment may be left (conftest checks)
     ''', env={"MSCOMM_SHUTDOWN_TIMEOUT": "3"}, timeout=60)
     name, fast = job.results(0)[0]
     assert name == "Aborted" and fast
