@@ -78,17 +78,15 @@ def _plain(t: Tensor) -> bool:
 
 
 def _row_counts(t: Tensor, rows: Sequence[int], size: int, scale: int) -> list[int] | None:
-    """Elements per rank (times ``scale``) from torch's dim-0 split sizes (empty: equal split), or
-    None when they do not describe ``t`` (the general path then names the problem)."""
-    if t.dim() == 0:
-        return None
-    n0 = t.shape[0]
-    per_row = t.numel() // n0 * scale if n0 else 0
+    """Wire elements per rank (``scale`` per tensor element) from torch's dim-0 split sizes
+    (empty: equal parts), or None when they do not describe ``t``."""
+    n0, count = (t.shape[0] if t.dim() else 1), t.numel() * scale
     if not rows:
-        return [n0 // size * per_row] * size if n0 % size == 0 else None
+        return [count // size] * size if count % size == 0 else None
+    rows = [int(r) for r in rows]
     if len(rows) != size or sum(rows) != n0 or min(rows) < 0:
         return None
-    return [int(r) * per_row for r in rows]
+    return [r * (count // n0 if n0 else 0) for r in rows]
 
 
 def _unpack(flat: Tensor, enc: wire.Encoding, outputs: Sequence[Tensor]) -> None:
@@ -247,9 +245,8 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         if output.dtype != input.dtype or not self._inline(opts) or not (_plain(output) and _plain(input)):
             return None
         size = self._comm.size
-        dtype, scale = wire.CORE_DTYPES.get(input.dtype), 1
-        if dtype is None:  # moved as bytes
-            dtype, scale = "uint8", input.element_size()
+        dtype = wire.CORE_DTYPES.get(input.dtype, "uint8")  # as wire.movement: other dtypes as bytes
+        scale = wire.movement(input.dtype).per_element
         if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
             count = input.numel() * scale
             if count % size or output.numel() != input.numel():
@@ -505,8 +502,8 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         enc = wire.movement(input.dtype)
         src = _as_wire(input, enc)
         dst = _Staged(output, enc, keep_contents=False)
-        send = self._splits("input", input, input_split_sizes, src.numel())
-        recv = self._splits("output", output, output_split_sizes, dst.wire.numel())
+        send = self._splits("input", input, input_split_sizes, enc.per_element)
+        recv = self._splits("output", output, output_split_sizes, enc.per_element)
 
         # No split sizes (torch's "equal split") takes the faster equal-block alltoall. Decided from
         # the arguments, not the counts: every rank must make the same choice.
@@ -523,20 +520,18 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
     alltoall_base = all_to_all_single
 
-    def _splits(self, which: str, t: Tensor, rows: Sequence[int], wire_count: int) -> list[int]:
-        """Wire element counts per rank from torch's dim-0 split sizes (empty: equal split)."""
+    def _splits(self, which: str, t: Tensor, rows: Sequence[int], scale: int) -> list[int]:
+        """_row_counts, or InvalidArgument naming what does not fit."""
         size = self._comm.size
+        counts = _row_counts(t, rows, size, scale)
+        if counts is not None:
+            return counts
         if not rows:
-            if wire_count % size:
-                raise InvalidArgument(f"mscomm backend: all_to_all_single: {which} of shape {tuple(t.shape)} does not "
-                                      f"split into {size} equal parts; pass {which}_split_sizes")
-            return [wire_count // size] * size
-        rows = [int(r) for r in rows]
-        if len(rows) != size or sum(rows) != (t.shape[0] if t.dim() else 1):
-            raise InvalidArgument(f"mscomm backend: all_to_all_single: {which}_split_sizes {rows} must hold {size} "
-                                  f"row counts summing to dim 0 of the {which} ({t.shape[0] if t.dim() else 1})")
-        per_row = wire_count // max(1, t.shape[0]) if t.dim() else wire_count
-        return [r * per_row for r in rows]
+            raise InvalidArgument(f"mscomm backend: all_to_all_single: {which} of shape {tuple(t.shape)} does not "
+                                  f"split into {size} equal parts; pass {which}_split_sizes")
+        raise InvalidArgument(f"mscomm backend: all_to_all_single: {which}_split_sizes {[int(r) for r in rows]} must "
+                              f"hold {size} non-negative row counts summing to dim 0 of the {which} "
+                              f"({t.shape[0] if t.dim() else 1})")
 
     def alltoall(self, outputs: Sequence[Tensor], inputs: Sequence[Tensor], opts: Any = None) -> MscommWork:
         comm = self._comm
