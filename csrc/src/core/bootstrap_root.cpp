@@ -142,7 +142,10 @@ bool BootstrapRoot::handle_frame(Conn& c) {
           result.append(reinterpret_cast<const char*>(&len), sizeof(len));
           result += b;
         }
-        for (int r = 0; r < size_; ++r) send_to(r, kAllgatherResult, -1, h.tag, result);
+        // Rank 0, in whose process this server runs, last: once rank 0 has its result, every other
+        // rank's is in its socket, so rank 0 leaving a barrier (and even dying right after)
+        // cannot keep the others from leaving it too.
+        for (int k = 1; k <= size_; ++k) send_to(k % size_, kAllgatherResult, -1, h.tag, result);
         gathers_.erase(h.tag);
       }
       return true;
