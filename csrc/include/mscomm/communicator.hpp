@@ -41,6 +41,10 @@ class Communicator {
   bool same_host(int peer) const { return host_ids_[peer] == host_ids_[rank_]; }
   // Ranks on this rank's host, in rank order (this rank included).
   const std::vector<int>& local_ranks() const { return local_ranks_; }
+  // More ranks on this host than it has CPUs (the host's CPU count, not this process's affinity
+  // mask, so every rank of a host agrees): waiters yield at once, and the collectives' automatic
+  // choice avoids single-copy reads where staging measured faster.
+  bool oversubscribed() const { return oversubscribed_; }
   int num_hosts() const { return num_hosts_; }
   Transport transport_to(int peer) const;
 
@@ -89,6 +93,7 @@ class Communicator {
   std::shared_ptr<Health> health_;
   std::vector<std::string> host_ids_;
   std::vector<int> local_ranks_;
+  bool oversubscribed_ = false;
   int num_hosts_ = 1;
   RegisteredMemory control_;                 // this rank's inbound semaphore counters
   std::vector<RegisteredMemory> peer_control_;

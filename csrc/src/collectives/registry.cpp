@@ -9,9 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <thread>
 
 #include <cstring>
 
@@ -134,9 +132,7 @@ bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_byte
   const Tuning& tuning = comm.collectives().tuning;
   if (reads == DirectReads::None || message_bytes < tuning.direct_min_bytes) return false;
   if (reads == DirectReads::Registered || use == SingleCopyUse::Always) return true;
-  // The host's CPU count, not this process's affinity mask: every rank of a host must choose alike.
-  const bool oversubscribed = comm.local_ranks().size() > std::max(1u, std::thread::hardware_concurrency());
-  if (use == SingleCopyUse::Never || oversubscribed) return false;
+  if (use == SingleCopyUse::Never || comm.oversubscribed()) return false;
   return use == SingleCopyUse::UnlessOversubscribed || message_bytes <= tuning.cma_max_bytes;
 }
 

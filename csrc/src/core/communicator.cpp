@@ -61,11 +61,11 @@ std::string take_field(const std::string& in, size_t& pos) {
   return out;
 }
 
-int spin_count(size_t local_ranks) {
+int spin_count(bool oversubscribed) {
   std::string s = env_string("MSCOMM_SPIN");
   if (s != "auto") return static_cast<int>(env_int("MSCOMM_SPIN"));
   // More ranks than cores: a spinning waiter steals the core its peer needs, so yield at once.
-  return local_ranks > std::max(1u, std::thread::hardware_concurrency()) ? 16 : 20000;
+  return oversubscribed ? 16 : 20000;
 }
 
 }  // namespace
@@ -106,7 +106,8 @@ Communicator::Communicator(int rank, int size, const std::string& unique_id, dou
   num_hosts_ = static_cast<int>(hosts.size());
   std::vector<int> remote;
   for (int r = 0; r < size; ++r) (same_host(r) ? local_ranks_ : remote).push_back(r);
-  health_->set_spin(spin_count(local_ranks_.size()));
+  oversubscribed_ = local_ranks_.size() > std::max(1u, std::thread::hardware_concurrency());
+  health_->set_spin(spin_count(oversubscribed_));
 
   peer_control_.resize(size);
   connections_.resize(size);
