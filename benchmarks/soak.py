@@ -86,22 +86,22 @@ def worker(minutes: float, seed_offset: int) -> int:
 
         block = count // size
         out = np.empty(count, dtype)
-        mscomm.allgather(out, mine[:block])
+        mscomm.allgather(mine[:block], out=out)
         check(f"allgather {tag}", out, np.concatenate([inp[:block] for inp in inputs]))
 
         out = np.empty(block, dtype)
-        mscomm.reduce_scatter(out, mine)
+        mscomm.reduce_scatter(mine, out=out)
         full = np.sum(inputs, axis=0, dtype=np.int64).astype(dtype)
         check(f"reduce_scatter {tag}", out, full[rank * block:(rank + 1) * block])
 
         out = np.empty(count, dtype)
-        mscomm.alltoall(out, mine)
+        mscomm.alltoall(mine, out=out)
         check(f"alltoall {tag}", out, np.concatenate([inputs[q][rank * block:(rank + 1) * block] for q in range(size)]))
 
         send = alltoallv_counts(key, rank, size, block)
         recv = [alltoallv_counts(key, q, size, block)[rank] for q in range(size)]
         out = np.full(count, -99, dtype)
-        mscomm.alltoallv(out, mine, send, recv if it % 2 else None)
+        mscomm.alltoallv(mine, send, recv if it % 2 else None, out=out)
         pieces = []
         for q in range(size):
             sc = alltoallv_counts(key, q, size, block)

@@ -33,7 +33,7 @@ for count in [1, 777, 70001]:
         check(f"allreduce/{algo}/{count}", x, sum(e[:count] for e in every))
     for algo in ALGOS["allgather"]:
         out = np.zeros(N * count, np.float32)
-        comm.allgather(out, mine[:count], algorithm=algo)
+        comm.allgather(mine[:count], out=out, algorithm=algo)
         check(f"allgather/{algo}/{count}", out, np.concatenate([e[:count] for e in every]))
     for algo in ALGOS["broadcast"]:
         b = mine[:count].copy()
@@ -41,18 +41,18 @@ for count in [1, 777, 70001]:
         check(f"broadcast/{algo}/{count}", b, every[N - 1][:count])
     for algo in ALGOS["alltoall"]:
         out = np.zeros(N * count, np.float32)
-        comm.alltoall(out, mine, algorithm=algo)
+        comm.alltoall(mine, out=out, algorithm=algo)
         check(f"alltoall/{algo}/{count}", out, np.concatenate([e[me * count:(me + 1) * count] for e in every]))
     for algo in ALGOS["reduce_scatter"]:
         out = np.zeros(count, np.float32)
-        comm.reduce_scatter(out, mine, algorithm=algo)
+        comm.reduce_scatter(mine, out=out, algorithm=algo)
         check(f"reduce_scatter/{algo}/{count}", out, sum(e[me * count:(me + 1) * count] for e in every))
     # alltoallv (no algorithm choice): rank r sends count + p elements to rank p
     send = [count + p for p in range(N)]
     offs = np.cumsum([0] + send)
     src_of = lambda r: (np.arange(offs[-1]) % 11 + r).astype(np.float32)
     out = np.zeros(N * (count + me), np.float32)
-    comm.alltoallv(out, src_of(me), send, [count + me] * N)
+    comm.alltoallv(src_of(me), send, [count + me] * N, out=out)
     want = np.concatenate([src_of(r)[offs[me]:offs[me + 1]] for r in range(N)])
     check(f"alltoallv/{count}", out, want)
 emit(fail[:20])
@@ -87,10 +87,10 @@ comm = mscomm.init(timeout=30)
 x = np.full(4000, comm.rank + 1, np.float32)
 out = np.zeros(8000, np.float32)
 try:
-    comm.allgather(out, x)
-    comm.alltoall(out, np.concatenate([x, x]))
+    comm.allgather(x, out=out)
+    comm.alltoall(np.concatenate([x, x]), out=out)
     comm.broadcast(x, 0)
-    comm.reduce_scatter(x[:2000], out[:4000])
+    comm.reduce_scatter(out[:4000], out=x[:2000])
     emit({"error": None})
 except mscomm.MscommError as e:
     emit({"error": type(e).__name__, "message": str(e)})

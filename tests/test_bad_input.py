@@ -137,10 +137,10 @@ def test_bad_input_bytes_in_place_is_read_only(solo):
 
 
 @pytest.mark.parametrize("out, what", [
-    (np.zeros(8, np.float64), "out has 8 x float64 but x has 8 x float32"),
-    (np.zeros(8, np.int32), "out has 8 x int32 but x has 8 x float32"),
-    (np.zeros(9, np.float32), "out has 9 x float32 but x has 8 x float32"),
-    (np.zeros(7, np.float32), "out has 7 x float32 but x has 8 x float32"),
+    (np.zeros(8, np.float64), "out has 8 x float64, expected 8 x float32"),
+    (np.zeros(8, np.int32), "out has 8 x int32, expected 8 x float32"),
+    (np.zeros(9, np.float32), "out has 9 x float32, expected 8 x float32"),
+    (np.zeros(7, np.float32), "out has 7 x float32, expected 8 x float32"),
 ], ids=["float64", "int32-same-size", "one-more", "one-less"])
 def test_bad_input_out_of_other_dtype_or_size(solo, out, what):
     x = np.ones(8, np.float32)
@@ -240,7 +240,7 @@ send = [2, 3] if comm.rank == 0 else [4, 2]
 recv = [2, 4] if comm.rank == 0 else [4, 2]   # rank 1 expects 4 from rank 0, which sends 3
 x = np.ones(sum(send), np.float32)
 out = np.zeros(sum(recv), np.float32)
-for call in (lambda: comm.alltoallv(out, x, send, recv), lambda: comm.barrier(timeout=10)):
+for call in (lambda: comm.alltoallv(x, send, recv, out=out), lambda: comm.barrier(timeout=10)):
     try:
         call()
         emit(["ok"])

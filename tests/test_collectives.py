@@ -38,11 +38,11 @@ for name, count in itertools.product(DTYPES, COUNTS):
     everyone = [data(r, count, d) for r in range(N)]
     # allgather (and in place: x is out's own block)
     out = np.full(N * count, 3, d)
-    mscomm.allgather(out, mine)
+    mscomm.allgather(mine, out=out)
     same(case("allgather"), out, np.concatenate(everyone))
     out2 = np.concatenate(everyone); out2[me * count:(me + 1) * count] = 0
     out2[me * count:(me + 1) * count] = mine
-    mscomm.allgather(out2, out2[me * count:(me + 1) * count])
+    mscomm.allgather(out2[me * count:(me + 1) * count], out=out2)
     same(case("allgather/inplace"), out2, np.concatenate(everyone))
     # broadcast from every root
     for root in range(N):
@@ -71,16 +71,16 @@ for name, count in itertools.product(DTYPES, COUNTS):
     # reduce_scatter
     full = [data(r, N * count, d, salt=2) for r in range(N)]
     rs = np.zeros(count, d)
-    mscomm.reduce_scatter(rs, full[me], "sum")
+    mscomm.reduce_scatter(full[me], "sum", out=rs)
     want = np.sum(np.stack(full).astype(np.int64 if d.kind in "iu" else np.float64), 0)[me * count:(me + 1) * count]
     same(case("reduce_scatter"), rs, want.astype(d))
     inplace = full[me].copy()  # out is the input's own block
-    mscomm.reduce_scatter(inplace[me * count:(me + 1) * count], inplace, "sum")
+    mscomm.reduce_scatter(inplace, "sum", out=inplace[me * count:(me + 1) * count])
     same(case("reduce_scatter/inplace"), inplace[me * count:(me + 1) * count], want.astype(d))
     # alltoall
     send = np.concatenate([data(me * N + p, count, d) for p in range(N)]) if count else np.zeros(0, d)
     recv = np.zeros(N * count, d)
-    mscomm.alltoall(recv, send)
+    mscomm.alltoall(send, out=recv)
     want = np.concatenate([data(q * N + me, count, d) for q in range(N)]) if count else np.zeros(0, d)
     same(case("alltoall"), recv, want)
     # alltoallv with uneven counts (rank p sends (p + q + count) % 5 elements to q)
@@ -88,15 +88,15 @@ for name, count in itertools.product(DTYPES, COUNTS):
     rc = [(p + me + count) % 5 for p in range(N)]
     sendv = np.concatenate([data(me * 31 + q, sc[q], d) for q in range(N)])
     recvv = np.full(sum(rc), 9, d)
-    mscomm.alltoallv(recvv, sendv, sc, rc if count % 2 else None)
+    mscomm.alltoallv(sendv, sc, rc if count % 2 else None, out=recvv)
     same(case("alltoallv"), recvv, np.concatenate([data(p * 31 + me, rc[p], d) for p in range(N)]))
     # gather / scatter to root 0
     g = np.zeros(N * count, d) if me == 0 else None
-    mscomm.gather(g, mine, 0)
+    mscomm.gather(mine, 0, out=g)
     if me == 0:
         same(case("gather"), g, np.concatenate(everyone))
     s = np.zeros(count, d)
-    mscomm.scatter(s, np.concatenate(everyone) if me == 0 else None, 0)
+    mscomm.scatter(np.concatenate(everyone) if me == 0 else None, 0, out=s)
     same(case("scatter"), s, mine)
     # send/recv around the ring with tags
     if N > 1:
@@ -117,7 +117,7 @@ for name, count in itertools.product(DTYPES, COUNTS):
 
 # async_op: results in issue order
 w1 = mscomm.allreduce(np.ones(1000, np.float32), async_op=True)
-w2 = mscomm.allgather(np.zeros(N * 3, np.int32), np.full(3, me, np.int32), async_op=True)
+w2 = mscomm.allgather(np.full(3, me, np.int32), out=np.zeros(N * 3, np.int32), async_op=True)
 same("async/allreduce", w1.wait(), np.full(1000, N, np.float32))
 same("async/allgather", w2.wait(), np.repeat(np.arange(N, dtype=np.int32), 3))
 # split into even and odd ranks
@@ -147,10 +147,10 @@ INTERLEAVED = r'''
 comm = mscomm.init()
 for i in range(150):
     n = np.array([RANK + i], np.int64)
-    g = comm.allgather(np.zeros(SIZE, np.int64), n)
-    comm.gather(np.zeros(SIZE, np.int64) if RANK == 0 else None, n, 0)
+    g = comm.allgather(n, out=np.zeros(SIZE, np.int64))
+    comm.gather(n, 0, out=np.zeros(SIZE, np.int64) if RANK == 0 else None)
     b = comm.broadcast(np.array([i if RANK == 0 else -1], np.int64), 0)
-    s = comm.scatter(np.zeros(1, np.int64), np.arange(SIZE, dtype=np.int64) + i if RANK == 0 else None, 0)
+    s = comm.scatter(np.arange(SIZE, dtype=np.int64) + i if RANK == 0 else None, 0, out=np.zeros(1, np.int64))
     a = comm.allreduce(np.ones(3))
     assert g.tolist() == [r + i for r in range(SIZE)] and b[0] == i and s[0] == RANK + i and a[0] == SIZE
 emit("ok")
@@ -172,7 +172,7 @@ comm = mscomm.init()
 comm.allreduce(np.ones(4))                      # agreeing call: passes the check
 x = np.ones(4, np.float32 if RANK != 2 else np.float64)
 try:
-    comm.gather(np.zeros(4 * SIZE, x.dtype) if RANK == 0 else None, x, 0)
+    comm.gather(x, 0, out=np.zeros(4 * SIZE, x.dtype) if RANK == 0 else None)
     emit("no error")
 except mscomm.InvalidArgument as e:
     emit(["MSCOMM_CHECK_ARGS" in str(e), "float64" in str(e) and "float32" in str(e)])

@@ -120,24 +120,24 @@ class Communicator:
     def broadcast(self, x: Any, root: int = 0, **kw: Any) -> Any:
         return collectives.broadcast(x, root, comm=self, **kw)
 
-    def allgather(self, out: Any, x: Any, **kw: Any) -> Any:
-        return collectives.allgather(out, x, comm=self, **kw)
+    def allgather(self, x: Any, *args: Any, **kw: Any) -> Any:
+        return collectives.allgather(x, *args, comm=self, **kw)
 
-    def reduce_scatter(self, out: Any, x: Any, op: str = "sum", **kw: Any) -> Any:
-        return collectives.reduce_scatter(out, x, op, comm=self, **kw)
+    def reduce_scatter(self, x: Any, op: str = "sum", *args: Any, **kw: Any) -> Any:
+        return collectives.reduce_scatter(x, op, *args, comm=self, **kw)
 
-    def alltoall(self, out: Any, x: Any, **kw: Any) -> Any:
-        return collectives.alltoall(out, x, comm=self, **kw)
+    def alltoall(self, x: Any, *args: Any, **kw: Any) -> Any:
+        return collectives.alltoall(x, *args, comm=self, **kw)
 
-    def alltoallv(self, out: Any, x: Any, send_counts: Sequence[int], recv_counts: Sequence[int] | None = None,
+    def alltoallv(self, x: Any, send_counts: Sequence[int], recv_counts: Sequence[int] | None = None, *args: Any,
                   **kw: Any) -> Any:
-        return collectives.alltoallv(out, x, send_counts, recv_counts, comm=self, **kw)
+        return collectives.alltoallv(x, send_counts, recv_counts, *args, comm=self, **kw)
 
-    def gather(self, out: Any, x: Any, root: int = 0, **kw: Any) -> Any:
-        return collectives.gather(out, x, root, comm=self, **kw)
+    def gather(self, x: Any, root: int = 0, *args: Any, **kw: Any) -> Any:
+        return collectives.gather(x, root, *args, comm=self, **kw)
 
-    def scatter(self, out: Any, x: Any, root: int = 0, **kw: Any) -> Any:
-        return collectives.scatter(out, x, root, comm=self, **kw)
+    def scatter(self, x: Any, root: int = 0, *args: Any, **kw: Any) -> Any:
+        return collectives.scatter(x, root, *args, comm=self, **kw)
 
     def send(self, x: Any, peer: int, tag: int = 0, **kw: Any) -> Any:
         return collectives.send(x, peer, tag, comm=self, **kw)

@@ -22,12 +22,11 @@ import re
 import socket
 from dataclasses import dataclass
 
-from mscomm import _core
+from mscomm import _core, _default
 from mscomm import env as registry
 from mscomm.communicator import Communicator
 from mscomm.errors import InvalidArgument
 
-_default: Communicator | None = None
 _inits = 0
 
 
@@ -174,32 +173,29 @@ def init(timeout: float | None = None) -> Communicator:
     timeout : float, optional
         Seconds any blocking call may take (default ``MSCOMM_TIMEOUT``).
     """
-    global _default
-    if _default is not None and not _default.closed:
-        return _default
+    current = _default.peek()
+    if current is not None:
+        return current
     info = detect()
     if not 0 <= info.rank < info.size:
         raise InvalidArgument(f"{info.launcher}: rank {info.rank} is outside 0..{info.size - 1}")
-    _default = Communicator(info.rank, info.size, _unique_id(info), timeout)
-    return _default
+    comm = Communicator(info.rank, info.size, _unique_id(info), timeout)
+    _default.set(comm)
+    return comm
 
 
 def is_initialized() -> bool:
-    return _default is not None and not _default.closed
+    return _default.peek() is not None
 
 
 def get_default() -> Communicator:
     """The communicator made by :func:`init`."""
-    if _default is None or _default.closed:
-        raise InvalidArgument("no default communicator: call mscomm.init() first (or pass comm=)")
-    return _default
+    return _default.get()
 
 
 def finalize() -> None:
     """Close the default communicator (collective)."""
-    global _default
-    if _default is not None:
-        _default.close()
-        _default = None
-
-
+    current = _default.peek()
+    _default.set(None)
+    if current is not None:
+        current.close()

@@ -274,7 +274,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
                 comm.allreduce(out.wire, red.op, timeout=seconds)
             else:
                 everyone = torch.empty(comm.size * out.wire.numel(), dtype=out.wire.dtype)
-                comm.allgather(everyone, out.wire, timeout=seconds)
+                comm.allgather(out.wire, out=everyone, timeout=seconds)
                 out.wire.copy_(wire.fold(red.local, everyone, comm.size))
             out.finish()
 
@@ -312,7 +312,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
                 comm.reduce(src, root, red.op, timeout=seconds)
             else:
                 everyone = torch.empty(comm.size * src.numel(), dtype=src.dtype)
-                comm.allgather(everyone, src, timeout=seconds)
+                comm.allgather(src, out=everyone, timeout=seconds)
                 if is_root:
                     out.wire.copy_(wire.fold(red.local, everyone, comm.size))
             if is_root:
@@ -334,10 +334,10 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
         def body(seconds: float) -> None:
             if red.local is None:
-                comm.reduce_scatter(dst.wire, src, red.op, timeout=seconds)
+                comm.reduce_scatter(src, red.op, out=dst.wire, timeout=seconds)
             else:
                 everyone = torch.empty(comm.size * src.numel(), dtype=src.dtype)
-                comm.allgather(everyone, src, timeout=seconds)
+                comm.allgather(src, out=everyone, timeout=seconds)
                 total = wire.fold(red.local, everyone, comm.size)
                 dst.wire.copy_(total.view(comm.size, -1)[comm.rank])
             dst.finish()
@@ -400,7 +400,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
         def body(seconds: float) -> None:
             flat = torch.empty(size * src.numel(), dtype=src.dtype)
-            comm.allgather(flat, src, timeout=seconds)
+            comm.allgather(src, out=flat, timeout=seconds)
             _unpack(flat, enc, outputs)
 
         return body
@@ -428,7 +428,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         comm = self._comm
 
         def body(seconds: float) -> None:
-            comm.allgather(dst.wire, src, timeout=seconds)
+            comm.allgather(src, out=dst.wire, timeout=seconds)
             dst.finish()
 
         return body
@@ -461,7 +461,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
         def body(seconds: float) -> None:
             flat = torch.empty(comm.size * src.numel(), dtype=src.dtype) if comm.rank == root else None
-            comm.gather(flat, src, root, timeout=seconds)
+            comm.gather(src, root, out=flat, timeout=seconds)
             if comm.rank == root:
                 _unpack(flat, enc, outputs)
 
@@ -484,7 +484,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         dst = _Staged(out, enc, keep_contents=False)
 
         def body(seconds: float) -> None:
-            comm.scatter(dst.wire, src, root, timeout=seconds)
+            comm.scatter(src, root, out=dst.wire, timeout=seconds)
             dst.finish()
 
         return self._run(opts, body, [out])
@@ -511,9 +511,9 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
         def body(seconds: float) -> None:
             if even:
-                comm.alltoall(dst.wire, src, timeout=seconds)
+                comm.alltoall(src, out=dst.wire, timeout=seconds)
             else:
-                comm.alltoallv(dst.wire, src, send, recv, timeout=seconds)
+                comm.alltoallv(src, send, recv, out=dst.wire, timeout=seconds)
             dst.finish()
 
         return self._run(opts, body, [output])
@@ -547,7 +547,7 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
         def body(seconds: float) -> None:
             flat = torch.empty(sum(recv), dtype=src.dtype)
-            comm.alltoallv(flat, src, send, recv, timeout=seconds)
+            comm.alltoallv(src, send, recv, out=flat, timeout=seconds)
             _unpack(flat, enc, outputs)
 
         return self._run(opts, body, list(outputs))
