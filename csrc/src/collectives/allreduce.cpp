@@ -20,18 +20,19 @@
 //   partial sums flowing through it, chunk by chunk.
 #include <algorithm>
 #include <cstring>
-#include <functional>
 
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "mscomm/reduce.hpp"
 #include "pipes.hpp"
+#include "staged.hpp"
 
 namespace mscomm {
 
 namespace {
 
 enum Algorithm : uint8_t { kOneShot = 1, kRsag = 2, kRing = 3, kChain = 4, kLocal = 5, kHierarchical = 6, kDirect = 7 };
+
 const char* algorithm_name(uint8_t a) {
   switch (a) {
     case kOneShot: return "oneshot";
@@ -44,8 +45,6 @@ const char* algorithm_name(uint8_t a) {
   }
 }
 
-size_t seg_begin(size_t n, int parts, int i) { return n * static_cast<size_t>(i) / static_cast<size_t>(parts); }
-
 void oneshot(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
   c.publish_descriptor();  // before the phase advances: the entry follows the phase
   const uint64_t phase = c.ctx.shm_phase++;
@@ -55,44 +54,6 @@ void oneshot(Call& c, const char* input, char* output, size_t count, ReduceOp op
   std::vector<const void*> srcs(c.size);
   for (int r = 0; r < c.size; ++r) srcs[r] = c.ctx.shm_slot(r, phase);
   reduce(output, srcs.data(), c.size, count, static_cast<DataType>(c.desc.dtype), op);
-}
-
-// Runs on `members` (same-host ranks, this one included). root < 0: every member receives the
-// result (allreduce); else only the root does. `across(segment, count)`, when given, runs on my
-// reduced segment before the others read it (hierarchical: the inter-host allreduce).
-void rsag(Call& c, const std::vector<int>& members, const char* input, char* output, size_t count, ReduceOp op,
-          int root, const std::function<void(char*, size_t)>& across = nullptr) {
-  const int n = static_cast<int>(members.size());
-  const int me = static_cast<int>(std::find(members.begin(), members.end(), c.rank) - members.begin());
-  const size_t block = c.ctx.shm_slot_bytes / c.es;
-  const DataType dtype = static_cast<DataType>(c.desc.dtype);
-  std::vector<const void*> srcs(n);
-  c.publish_descriptor();
-  size_t off = 0;
-  do {  // at least one block, so even an empty call syncs (descriptor slots rely on it)
-    const size_t len = std::min(block, count - off);
-    const uint64_t phase = c.ctx.shm_phase++;
-    char* mine = c.ctx.shm_slot(c.rank, phase);
-    auto slot = [&](int r) { return c.ctx.shm_slot(members[r], phase); };
-    auto lo = [&](int r) { return seg_begin(len, n, r) * c.es; };
-    auto bytes = [&](int r) { return lo(r + 1) - lo(r); };
-    const char* in = input + off * c.es;
-    // Peers reduce their segments from my slot; my own segment they never read, so it is not
-    // copied in: I reduce it straight from my input.
-    for (int r = 0; r < n; ++r)
-      if (r != me) std::memcpy(mine + lo(r), in + lo(r), bytes(r));
-    c.sync_local();
-    if (off == 0) c.check_local_descriptors();
-    for (int r = 0; r < n; ++r) srcs[r] = r == me ? in + lo(me) : slot(r) + lo(me);
-    reduce(mine + lo(me), srcs.data(), n, bytes(me) / c.es, dtype, op);
-    if (across) across(mine + lo(me), bytes(me) / c.es);
-    c.sync_local();
-    if (root < 0 || c.rank == root) {
-      char* out = output + off * c.es;
-      for (int r = 0; r < n; ++r) c.copy_out(out + lo(r), slot(r) + lo(r), bytes(r));
-    }
-    off += len;
-  } while (off < count);
 }
 
 void direct(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
@@ -165,38 +126,6 @@ void hierarchical(Call& c, const char* input, char* output, size_t count, Reduce
   });
 }
 
-void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, int root) {
-  // Position 0 is the root; partial sums flow from position n-1 down to it.
-  const int n = c.size, pos = (c.rank - root + n) % n;
-  const int toward = (c.rank + n - 1) % n, from = (c.rank + 1) % n;
-  const DataType dtype = static_cast<DataType>(c.desc.dtype);
-  const ReduceOp pairwise = op == ReduceOp::Avg ? ReduceOp::Sum : op;
-  Pipes pipes(c);
-  const size_t k = pipes.chunk(), bytes = count * c.es;
-  const size_t chunks = std::max<size_t>(1, (bytes + k - 1) / k);
-  for (size_t i = 0; i < chunks; ++i) {
-    const size_t off = i * k, len = std::min(k, bytes - std::min(bytes, off));
-    const CallDescriptor* d = i == 0 ? &c.desc : nullptr;
-    if (pos == n - 1) {  // the far end: its input starts the chain
-      pipes.send(toward, input + off, len, d);
-      continue;
-    }
-    const char* slot = pipes.receive(from, d);
-    const void* srcs[2] = {input + off, slot};
-    if (pos == 0) {
-      reduce(output + off, srcs, 2, len / c.es, dtype, pairwise);
-      if (op == ReduceOp::Avg) divide(output + off, len / c.es, dtype, n);
-    } else {
-      char* partial = const_cast<char*>(slot);  // our own receive slot: add in place, pass it on
-      reduce(partial, srcs, 2, len / c.es, dtype, pairwise);
-      pipes.send(toward, partial, len, d);
-      c.ctx.data[toward]->wait_sent(c.timeout);  // the slot is about to be handed back
-    }
-    pipes.release(from);
-  }
-  pipes.finish();
-}
-
 // reads: how the direct path would read the peers' buffers (None: it cannot run).
 uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, DirectReads reads, bool in_place) {
   const Tuning& tuning = comm.collectives().tuning;
@@ -255,25 +184,6 @@ void allreduce(Communicator& comm, const void* input, void* output, size_t count
     else if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, -1);
     else if (algorithm == kHierarchical) hierarchical(c, in, out, count, opts.op);
     else ring(c, c.ctx.layout.all, in, out, count, opts.op);
-  });
-}
-
-void reduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
-  const size_t bytes = count * dtype_size(opts.dtype);
-  check_root("reduce", opts.root, comm.size());
-  const bool root = comm.rank() == opts.root;
-  MSCOMM_CHECK_ARG(count == 0 || (input && (output || !root)), "reduce: null buffer with a non-zero count");
-  if (root) check_no_overlap("reduce", input, bytes, output, bytes);
-  auto in = static_cast<const char*>(input);
-  auto out = static_cast<char*>(output);
-  if (comm.size() == 1) {
-    if (in != out && count) std::memmove(out, in, bytes);
-    return;
-  }
-  const uint8_t algorithm = comm.num_hosts() == 1 ? kRsag : kChain;
-  run_collective(comm, Collective::Reduce, count, opts.dtype, opts.op, opts.root, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, opts.root);
-    else chain(c, in, out, count, opts.op, opts.root);
   });
 }
 

@@ -1,9 +1,7 @@
-// Send, recv and barrier.
+// Send and recv.
 //
 // send/recv: a pipe transfer between two ranks; the first chunk carries a descriptor with the
 //   pair's sequence number, element count and tag, so mismatched pairs fail on both sides.
-// barrier: dissemination, ceil(log2 N) rounds; in round k every rank exchanges an empty chunk
-//   with the ranks 2^k away, over shared memory and TCP alike.
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
@@ -46,21 +44,6 @@ void recv(Communicator& comm, void* buffer, size_t count, int peer, int tag, con
   check_peer(comm, peer, "recv");
   MSCOMM_CHECK_ARG(count == 0 || buffer, "recv: null buffer with a non-zero count");
   transfer(comm, false, nullptr, static_cast<char*>(buffer), count, peer, tag, opts);
-}
-
-void barrier(Communicator& comm, const CollectiveOptions& opts) {
-  const int n = comm.size(), me = comm.rank();
-  if (n == 1) return;
-  run_collective(comm, Collective::Barrier, 0, DataType::Uint8, ReduceOp::Sum, -1, opts.timeout_s, 0, [&](Call& c) {
-    Pipes pipes(c);
-    for (int dist = 1, round = 0; dist < n; dist *= 2, ++round) {
-      const int to = (me + dist) % n, from = (me - dist + n) % n;
-      CallDescriptor d = c.desc;
-      d.count = static_cast<uint64_t>(round);
-      pipes.exchange(to, nullptr, 0, from, nullptr, 0, round == 0 ? &d : nullptr, round == 0 ? &d : nullptr);
-    }
-    pipes.finish();
-  });
 }
 
 }  // namespace mscomm

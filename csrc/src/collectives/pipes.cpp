@@ -41,4 +41,18 @@ void Pipes::finish() {
     if (used_[p]) c_.ctx.data[p]->wait_sent(c_.timeout);
 }
 
+void pairwise(Call& c, const char* in, const std::vector<size_t>& send_off, const std::vector<size_t>& send_len,
+              char* out, const std::vector<size_t>& recv_off, const std::vector<size_t>& recv_len) {
+  const int n = c.size, me = c.rank;
+  std::memcpy(out + recv_off[me], in + send_off[me], send_len[me]);
+  Pipes pipes(c);
+  for (int k = 1; k < n; ++k) {
+    const int to = (me + k) % n, from = (me - k + n) % n;
+    const CallDescriptor sd = pair_descriptor(c.desc, send_len[to]);
+    const CallDescriptor rd = pair_descriptor(c.desc, recv_len[from]);
+    pipes.exchange(to, in + send_off[to], send_len[to], from, out + recv_off[from], recv_len[from], &sd, &rd);
+  }
+  pipes.finish();
+}
+
 }  // namespace mscomm

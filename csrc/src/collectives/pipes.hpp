@@ -59,6 +59,11 @@ class Pipes {
   std::vector<char> used_;
 };
 
+// Pairwise exchange of byte ranges (alltoall, alltoallv): N-1 rounds; in round k send
+// send_off/send_len[to] to rank me+k while receiving recv_off/recv_len[from] from me-k.
+void pairwise(Call& c, const char* in, const std::vector<size_t>& send_off, const std::vector<size_t>& send_len,
+              char* out, const std::vector<size_t>& recv_off, const std::vector<size_t>& recv_len);
+
 // The descriptor of one point-to-point leg of a call: the call's, with the pair's element count.
 CallDescriptor pair_descriptor(const CallDescriptor& call, size_t bytes);
 

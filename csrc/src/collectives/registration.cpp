@@ -15,7 +15,7 @@
 
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
-#include "mscomm/reduce.hpp"
+
 
 namespace mscomm {
 
@@ -31,10 +31,6 @@ std::pair<uintptr_t, uintptr_t> pages_of(const void* p, size_t bytes) {
   return {a / page * page, (a + bytes + page - 1) / page * page};
 }
 
-const UserBuffer* lookup(const CollectiveContext& ctx, uint64_t handle) {
-  auto it = ctx.buffers.find(handle);
-  return it == ctx.buffers.end() ? nullptr : &it->second;
-}
 }  // namespace
 
 void cma_read(int pid, uint64_t address, void* dst, size_t bytes, int peer) {
@@ -116,89 +112,6 @@ BufferRef find_registered(const CollectiveContext& ctx, const void* ptr, size_t 
   for (const auto& [handle, b] : ctx.buffers)
     if (p >= b.ptr && p + bytes <= b.ptr + b.bytes) return {handle, static_cast<uint64_t>(p - b.ptr)};
   return {};
-}
-
-DirectReads direct_reads(Communicator& comm, const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
-  if (comm.size() == 1 || comm.num_hosts() != 1) return DirectReads::None;
-  CollectiveContext& ctx = comm.collectives();
-  ctx.connect(comm);  // collective, but every rank gets here at the same call: the test above agrees
-  const bool registered = !ctx.buffers.empty() && (!in || find_registered(ctx, in, in_bytes).handle) &&
-                          (!out || find_registered(ctx, out, out_bytes).handle);
-  if (registered) return DirectReads::Registered;
-  return ctx.cma ? DirectReads::SingleCopy : DirectReads::None;
-}
-
-bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_bytes, SingleCopyUse use) {
-  const Tuning& tuning = comm.collectives().tuning;
-  if (reads == DirectReads::None || message_bytes < tuning.direct_min_bytes) return false;
-  if (reads == DirectReads::Registered || use == SingleCopyUse::Always) return true;
-  if (use == SingleCopyUse::Never || comm.oversubscribed()) return false;
-  return use == SingleCopyUse::UnlessOversubscribed || message_bytes <= tuning.cma_max_bytes;
-}
-
-uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
-                    DirectReads reads, SingleCopyUse use, uint8_t staged, uint8_t direct, const char* network_name,
-                    uint8_t network) {
-  const bool local = comm.num_hosts() == 1;
-  const bool direct_ok = reads != DirectReads::None;
-  const uint8_t automatic = !local ? network : direct_automatic(comm, reads, message_bytes, use) ? direct : staged;
-  const char* not_local = "needs every rank on one host (MSCOMM_FORCE_TCP or several hosts rule it out)";
-  return pick_algorithm(comm, collective, requested, automatic,
-                        {{"staged", staged, local ? nullptr : not_local},
-                         {"direct", direct, !local ? not_local : direct_ok ? nullptr : "needs single-copy reads between the ranks (MSCOMM_CMA) or registered buffers"},
-                         {network_name, network, nullptr}});
-}
-
-void Call::direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
-  // Registered: (handle, offset in it); otherwise (0, address), read with process_vm_readv.
-  const BufferRef in_ref = in ? find_registered(ctx, in, in_bytes) : BufferRef{};
-  const BufferRef out_ref = out ? find_registered(ctx, out, out_bytes) : BufferRef{};
-  desc.pad[0] = in_ref.handle;
-  desc.pad[1] = in_ref.handle ? in_ref.offset : reinterpret_cast<uintptr_t>(in);
-  desc.pad[2] = out_ref.handle;
-  desc.pad[3] = out_ref.handle ? out_ref.offset : reinterpret_cast<uintptr_t>(out);
-  publish_descriptor();
-  ++ctx.shm_phase;  // the next call publishes into the other entry
-  sync_local();
-  check_local_descriptors();
-}
-
-// Where a peer's registered buffer is mapped here, or null if the peer announced a plain address.
-static const char* registered_peer_buffer(const Call& c, int peer, int which, size_t offset, size_t bytes,
-                                          uint64_t* address) {
-  CallDescriptor d;
-  std::memcpy(&d, c.ctx.descriptor(peer, peer, c.entry), sizeof(d));
-  const uint64_t handle = d.pad[2 * which], base = d.pad[2 * which + 1];
-  if (handle == 0) {
-    if (!c.ctx.cma)
-      throw InternalError(std::string(collective_name(c.desc.collective)) + ": rank " + std::to_string(peer) +
-                          " took the direct path with an unregistered buffer, but single-copy reads are off here");
-    *address = base + offset;
-    return nullptr;
-  }
-  const UserBuffer* b = lookup(c.ctx, handle);
-  if (!b || !b->peer_ptr[peer] || base > b->peer_bytes[peer] || offset > b->peer_bytes[peer] - base ||
-      bytes > b->peer_bytes[peer] - base - offset)
-    throw InternalError(std::string(collective_name(c.desc.collective)) + ": rank " + std::to_string(peer) +
-                        " announced a registered " + (which ? "output" : "input") + " this rank cannot reach");
-  return b->peer_ptr[peer] + base + offset;
-}
-
-const char* Call::peer_view(int peer, int which, size_t offset, size_t bytes, char* tmp) const {
-  uint64_t address = 0;
-  if (const char* p = registered_peer_buffer(*this, peer, which, offset, bytes, &address)) return p;
-  cma_read(ctx.pids[peer], address, tmp, bytes, peer);
-  return tmp;
-}
-
-void Call::read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const {
-  const char* p = peer_view(peer, which, offset, bytes, static_cast<char*>(dst));
-  if (p != dst) copy_out(dst, p, bytes);
-}
-
-void Call::copy_out(void* dst, const void* src, size_t bytes) const {
-  if (stream) stream_copy(dst, src, bytes);
-  else std::memcpy(dst, src, bytes);
 }
 
 }  // namespace mscomm
