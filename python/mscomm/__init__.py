@@ -39,6 +39,8 @@ from mscomm.collectives import (
     send,
 )
 from mscomm.work import Work
+from mscomm import selection
+from mscomm.selection import algorithms
 from mscomm.registration import RegisteredBuffer, empty
 from mscomm.launch_env import init, finalize, get_default, is_initialized
 from mscomm.buffers import SUPPORTED_DTYPES
@@ -58,6 +60,7 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "Timeout",
     "Work",
+    "algorithms",
     "allgather",
     "allreduce",
     "alltoall",
@@ -70,6 +73,7 @@ __all__ = [
     "reduce_scatter",
     "register",
     "scatter",
+    "selection",
     "send",
     "create_unique_id",
     "empty",

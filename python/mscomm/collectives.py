@@ -163,7 +163,7 @@ def allreduce(x: Any, op: str = "sum", *, out: Any = None, comm: Any = None, tim
 
 
 def reduce(x: Any, root: int = 0, op: str = "sum", *, out: Any = None, comm: Any = None,
-           timeout: float | None = None, async_op: bool = False) -> Any:
+           timeout: float | None = None, algorithm: str | None = None, async_op: bool = False) -> Any:
     """Reduce ``x`` across ranks into the root's ``out`` (default: ``x``, in place).
 
     Returns the root's result; other ranks get None (their buffers are untouched).
@@ -179,7 +179,7 @@ def reduce(x: Any, root: int = 0, op: str = "sum", *, out: Any = None, comm: Any
         if out is not None:
             result, dst = _output("reduce", x, src, out, (), src.count)
     return comm._submit(lambda: _core.reduce(comm._core, src.ptr, dst.ptr if is_root else 0, src.count, src.dtype,
-                                             opname, root, _timeout(timeout), ""), result, async_op)
+                                             opname, root, _timeout(timeout), algorithm or ""), result, async_op)
 
 
 def broadcast(x: Any, root: int = 0, *, comm: Any = None, timeout: float | None = None,
@@ -254,7 +254,8 @@ def _counts(what: str, counts: Any, size: int) -> list[int]:
 
 
 def alltoallv(x: Any, send_counts: Sequence[int], recv_counts: Sequence[int] | None = None, *args: Any,
-              out: Any = None, comm: Any = None, timeout: float | None = None, async_op: bool = False) -> Any:
+              out: Any = None, comm: Any = None, timeout: float | None = None, algorithm: str | None = None,
+              async_op: bool = False) -> Any:
     """Uneven all-to-all (the MoE dispatch): ``send_counts[p]`` elements of ``x`` go to rank p, packed
     in rank order; the result holds ``recv_counts[q]`` elements from rank q, packed in rank order
     (``out``, or a new flat array of ``sum(recv_counts)`` elements).
@@ -276,12 +277,13 @@ def alltoallv(x: Any, send_counts: Sequence[int], recv_counts: Sequence[int] | N
     if sum(sc) > src.count or sum(rc) > dst.count:
         raise InvalidArgument(f"alltoallv: counts need {sum(sc)} elements in x (has {src.count}) and {sum(rc)} in out "
                               f"(has {dst.count})")
-    return comm._submit(lambda: _core.alltoallv(comm._core, src.ptr, sc, dst.ptr, rc, src.dtype, _timeout(timeout)),
+    return comm._submit(lambda: _core.alltoallv(comm._core, src.ptr, sc, dst.ptr, rc, src.dtype, _timeout(timeout),
+                                                        algorithm or ""),
                         out, async_op)
 
 
 def gather(x: Any, root: int = 0, *args: Any, out: Any = None, comm: Any = None, timeout: float | None = None,
-           async_op: bool = False) -> Any:
+           algorithm: str | None = None, async_op: bool = False) -> Any:
     """The root gets every rank's ``x`` concatenated in rank order along axis 0 (``out``, or a new
     array of shape ``(size * len(x), ...)``) and returns it; other ranks return None (``out`` ignored)."""
     _no_extra("gather", args, "gather(x, root, out=y)")
@@ -294,11 +296,11 @@ def gather(x: Any, root: int = 0, *args: Any, out: Any = None, comm: Any = None,
     else:
         out = None
     return comm._submit(lambda: _core.gather(comm._core, src.ptr, dst.ptr if dst else 0, src.count, src.dtype, "sum",
-                                             root, _timeout(timeout), ""), out, async_op)
+                                             root, _timeout(timeout), algorithm or ""), out, async_op)
 
 
 def scatter(x: Any, root: int = 0, *args: Any, out: Any = None, comm: Any = None, timeout: float | None = None,
-            async_op: bool = False) -> Any:
+            algorithm: str | None = None, async_op: bool = False) -> Any:
     """Block r of the root's ``x`` (``size`` equal blocks along axis 0) goes to rank r; returns it
     (``out``, or on the root a new array of one block's shape). Non-roots pass ``x=None`` and must
     give ``out=`` (they cannot know the block size otherwise)."""
@@ -322,7 +324,7 @@ def scatter(x: Any, root: int = 0, *args: Any, out: Any = None, comm: Any = None
                                   "block, to receive its part)")
         dst = as_buffer(out, writable=True, what="scatter: out")
     return comm._submit(lambda: _core.scatter(comm._core, src.ptr if src else 0, dst.ptr, dst.count, dst.dtype,
-                                              "sum", root, _timeout(timeout), ""), out, async_op)
+                                              "sum", root, _timeout(timeout), algorithm or ""), out, async_op)
 
 
 def send(x: Any, peer: int, tag: int = 0, *, comm: Any = None, timeout: float | None = None,
@@ -345,10 +347,11 @@ def recv(x: Any, peer: int, tag: int = 0, *, comm: Any = None, timeout: float | 
                         x, async_op)
 
 
-def barrier(*, comm: Any = None, timeout: float | None = None, async_op: bool = False) -> Any:
+def barrier(*, comm: Any = None, timeout: float | None = None, algorithm: str | None = None,
+            async_op: bool = False) -> Any:
     """Return once every rank has entered the barrier."""
     comm = _resolve_comm(comm)
-    return comm._submit(lambda: _core.barrier(comm._core, _timeout(timeout)), None, async_op)
+    return comm._submit(lambda: _core.barrier(comm._core, _timeout(timeout), algorithm or ""), None, async_op)
 
 
 def register(x: Any, *, comm: Any = None, timeout: float | None = None) -> Any:

@@ -55,8 +55,18 @@ bool single_copy_reads(Communicator& comm);
 // Local: makes the buffer's pages private again (contents kept) and drops the peers' mappings.
 void deregister_buffer(Communicator& comm, uint64_t handle);
 
-// The algorithm allreduce takes for a message of `bytes` (the tuning table, or `requested`).
-std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered = false,
-                                bool in_place = true);
+// The selection table (docs/algorithms.md): every row of `collective` ("allreduce", ...) with
+// whether it would run a call of `bytes` per rank on these buffers (null: unknown, taken as not
+// registered) and why not, and which row `requested` ("" or "auto": the automatic choice)
+// takes. Collective on a communicator's first use (it connects the collectives).
+struct AlgorithmInfo {
+  std::string name, summary, reason;  // reason: why it cannot run this call (empty: it can)
+  bool runs = false, chosen = false, automatic = false;
+};
+std::vector<AlgorithmInfo> algorithms(Communicator& comm, const std::string& collective, size_t bytes,
+                                      const void* input, size_t input_bytes, const void* output, size_t output_bytes,
+                                      bool in_place, const std::string& requested = "");
+// The built-in rows of `collective` as (name, summary), in the order of the automatic choice.
+std::vector<std::pair<std::string, std::string>> algorithm_table(const std::string& collective);
 
 }  // namespace mscomm

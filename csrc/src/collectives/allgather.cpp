@@ -13,15 +13,10 @@
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
-
-namespace {
-
-enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kRooted = 4, kDirect = 5 };
-
-}  // namespace
 
 void allgather(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t es = dtype_size(opts.dtype), bytes = count * es;
@@ -31,20 +26,22 @@ void allgather(Communicator& comm, const void* input, void* output, size_t count
   auto out = static_cast<char*>(output);
   if (in != out + me * bytes) check_no_overlap("allgather", input, bytes, output, bytes * n);
   copy_if_distinct(out + me * bytes, in, bytes);
+  if (n == 1) check_requested(comm, Collective::Allgather, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) return;
-  const uint8_t algorithm = pick_moving(comm, "allgather", opts.algorithm, bytes,
-                                        direct_reads(comm, in, bytes, out, bytes * n), SingleCopyUse::Bounded, kStaged,
-                                        kDirect, "ring", kRing);
+  const Selected s = select({comm, Collective::Allgather, bytes, direct_reads(comm, in, bytes, out, bytes * n),
+                             in == out + me * bytes}, opts.algorithm);
+  if (s.plan) return run_plan(comm, *s.plan, input, output, count, opts);
+  const Algo algorithm = s.algo();
   run_collective(comm, Collective::Allgather, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     c.output_bytes(bytes * n);
-    if (algorithm == kDirect) {
+    if (algorithm == Algo::Direct) {
       c.direct_begin(in, bytes, out, bytes * n);
       for (int r = 0; r < n; ++r)
         if (r != me) c.read_peer(r, 0, 0, bytes, out + r * bytes);
       c.direct_end();
       return;
     }
-    if (algorithm == kStaged) {
+    if (algorithm == Algo::Staged) {
       staged(c, count, c.ctx.shm_slot_bytes / es,
              [&](size_t off, size_t len, char* slot) { std::memcpy(slot, in + off * es, len * es); },
              [&](size_t off, size_t len, uint64_t phase) {

@@ -25,25 +25,12 @@
 #include "mscomm/collectives.hpp"
 #include "mscomm/reduce.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
 
 namespace {
-
-enum Algorithm : uint8_t { kOneShot = 1, kRsag = 2, kRing = 3, kChain = 4, kLocal = 5, kHierarchical = 6, kDirect = 7 };
-
-const char* algorithm_name(uint8_t a) {
-  switch (a) {
-    case kOneShot: return "oneshot";
-    case kRsag: return "rsag";
-    case kRing: return "ring";
-    case kChain: return "chain";
-    case kHierarchical: return "hier";
-    case kDirect: return "direct";
-    default: return "local";
-  }
-}
 
 void oneshot(Call& c, const char* input, char* output, size_t count, ReduceOp op) {
   c.publish_descriptor();  // before the phase advances: the entry follows the phase
@@ -126,63 +113,29 @@ void hierarchical(Call& c, const char* input, char* output, size_t count, Reduce
   });
 }
 
-// reads: how the direct path would read the peers' buffers (None: it cannot run).
-uint8_t choose(Communicator& comm, size_t bytes, const std::string& requested, DirectReads reads, bool in_place) {
-  const Tuning& tuning = comm.collectives().tuning;
-  const bool local = comm.num_hosts() == 1;
-  const bool hier_ok = comm.collectives().layout.uniform && comm.local_ranks().size() > 1 && !local;
-  uint8_t automatic = kLocal;
-  if (comm.size() > 1 && !local) automatic = hier_ok ? kHierarchical : kRing;
-  else if (comm.size() > 1)
-    automatic = bytes <= std::min(tuning.oneshot_max_bytes, tuning.shm_slot_bytes) ? kOneShot
-                : direct_automatic(comm, reads, bytes, in_place ? SingleCopyUse::UnlessOversubscribed
-                                                                : SingleCopyUse::Bounded) ? kDirect
-                                                                                   : kRsag;
-  const std::string& name = requested_algorithm(comm, "allreduce", requested);
-  if (name.empty() || name == "auto") return automatic;  // the hot path builds no messages
-  const std::string not_local = "needs every rank on one host with shared memory; this communicator spans " +
-                                std::to_string(comm.num_hosts()) + " hosts (or MSCOMM_FORCE_TCP is set)";
-  const std::string too_big = "handles at most MSCOMM_SHM_SLOT_BYTES=" + std::to_string(tuning.shm_slot_bytes) +
-                              " bytes, got " + std::to_string(bytes);
-  const char* direct_not = !local ? not_local.c_str()
-                                  : "needs single-copy reads between the ranks (MSCOMM_CMA) or registered buffers";
-  const uint8_t chosen = pick_algorithm(comm, "allreduce", name, automatic,
-                                        {{"oneshot", kOneShot, !local ? not_local.c_str() : bytes > tuning.shm_slot_bytes ? too_big.c_str() : nullptr},
-                                         {"rsag", kRsag, local ? nullptr : not_local.c_str()},
-                                         {"direct", kDirect, local && reads != DirectReads::None ? nullptr : direct_not},
-                                         {"ring", kRing, nullptr},
-                                         {"hier", kHierarchical, hier_ok ? nullptr : "needs several hosts with the same number (> 1) of ranks each"}});
-  return comm.size() == 1 ? static_cast<uint8_t>(kLocal) : chosen;  // one rank: nothing to exchange, whatever was asked
-}
-
 }  // namespace
-
-std::string allreduce_algorithm(Communicator& comm, size_t bytes, const std::string& requested, bool registered,
-                                bool in_place) {
-  DirectReads reads = DirectReads::None;
-  if (comm.size() > 1 && comm.num_hosts() == 1)
-    reads = registered ? DirectReads::Registered : single_copy_reads(comm) ? DirectReads::SingleCopy : DirectReads::None;
-  return algorithm_name(choose(comm, bytes, requested, reads, in_place));
-}
 
 void allreduce(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t bytes = count * dtype_size(opts.dtype);
   MSCOMM_CHECK_ARG(count == 0 || (input && output), "allreduce: null buffer with a non-zero count");
   check_no_overlap("allreduce", input, bytes, output, bytes);
-  const uint8_t algorithm = choose(comm, bytes, opts.algorithm, direct_reads(comm, input, bytes, output, bytes),
-                                     input == output);
   auto in = static_cast<const char*>(input);
   auto out = static_cast<char*>(output);
-  if (algorithm == kLocal) {
+  if (comm.size() == 1) check_requested(comm, Collective::Allreduce, opts.algorithm);  // one rank: no row runs, but the name must exist
+  if (comm.size() == 1) {
     if (in != out && count) std::memmove(out, in, bytes);
     return;
   }
+  const Selected s = select({comm, Collective::Allreduce, bytes, direct_reads(comm, input, bytes, output, bytes),
+                             input == output}, opts.algorithm);
+  if (s.plan) return run_plan(comm, *s.plan, input, output, count, opts);
+  const Algo algorithm = s.algo();
   run_collective(comm, Collective::Allreduce, count, opts.dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
     c.output_bytes(bytes);
-    if (algorithm == kOneShot) oneshot(c, in, out, count, opts.op);
-    else if (algorithm == kDirect) direct(c, in, out, count, opts.op);
-    else if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, -1);
-    else if (algorithm == kHierarchical) hierarchical(c, in, out, count, opts.op);
+    if (algorithm == Algo::OneShot) oneshot(c, in, out, count, opts.op);
+    else if (algorithm == Algo::Direct) direct(c, in, out, count, opts.op);
+    else if (algorithm == Algo::Rsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, -1);
+    else if (algorithm == Algo::Hier) hierarchical(c, in, out, count, opts.op);
     else ring(c, c.ctx.layout.all, in, out, count, opts.op);
   });
 }

@@ -12,15 +12,10 @@
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
-
-namespace {
-
-enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3, kDirect = 4 };
-
-}  // namespace
 
 void alltoall(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t es = dtype_size(opts.dtype), bytes = count * es;
@@ -30,17 +25,17 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
   MSCOMM_CHECK_ARG(count == 0 || (in && out), "alltoall: null buffer with a non-zero count");
   MSCOMM_CHECK_ARG(in != out || count == 0, "alltoall: input and output must be different buffers");
   check_no_overlap("alltoall", input, bytes * n, output, bytes * n);
+  if (n == 1) check_requested(comm, Collective::Alltoall, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) {
     if (bytes) std::memcpy(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = pick_moving(comm, "alltoall", opts.algorithm, bytes,
-                                        direct_reads(comm, in, bytes * n, out, bytes * n), SingleCopyUse::Always,
-                                        kStaged, kDirect, "pairwise",
-                                        kPairwise);
+  const Algo algorithm =
+      select({comm, Collective::Alltoall, bytes, direct_reads(comm, in, bytes * n, out, bytes * n)}, opts.algorithm)
+          .algo();
   run_collective(comm, Collective::Alltoall, count, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     c.output_bytes(bytes * n);
-    if (algorithm == kDirect) {
+    if (algorithm == Algo::Direct) {
       c.direct_begin(in, bytes * n, out, bytes * n);
       c.copy_out(out + me * bytes, in + me * bytes, bytes);
       for (int p = 0; p < n; ++p)
@@ -48,7 +43,7 @@ void alltoall(Communicator& comm, const void* input, void* output, size_t count,
       c.direct_end();
       return;
     }
-    if (algorithm == kStaged) {
+    if (algorithm == Algo::Staged) {
       c.copy_out(out + me * bytes, in + me * bytes, bytes);
       staged_blocks(c, in, count, [&](size_t off, size_t len, uint64_t phase, size_t seg) {
         for (int p = 0; p < n; ++p)

@@ -6,13 +6,12 @@
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
 
 namespace {
-
-enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3, kDirect = 4 };
 
 size_t total(const std::vector<size_t>& v) {
   size_t s = 0;
@@ -76,16 +75,19 @@ void alltoallv(Communicator& comm, const void* input, const std::vector<size_t>&
   MSCOMM_CHECK_ARG(send_counts[me] == recv_counts[me], "alltoallv: send_counts[" + std::to_string(me) + "]=" +
                    std::to_string(send_counts[me]) + " (to itself) must equal recv_counts[" + std::to_string(me) +
                    "]=" + std::to_string(recv_counts[me]));
+  if (n == 1) check_requested(comm, Collective::Alltoallv, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) {
     if (slen[0]) std::memcpy(out, in, slen[0]);
     return;
   }
   // Counts differ between ranks, so the choice cannot depend on them: direct whenever every rank
   // can read every other's memory (min bytes 0).
-  const uint8_t algorithm = comm.num_hosts() == 1 && single_copy_reads(comm) ? kDirect : kPairwise;
+  const DirectReads reads =
+      comm.num_hosts() == 1 && single_copy_reads(comm) ? DirectReads::SingleCopy : DirectReads::None;
+  const Algo algorithm = select({comm, Collective::Alltoallv, 0, reads}, opts.algorithm).algo();
   run_collective(comm, Collective::Alltoallv, 0, opts.dtype, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     c.output_bytes(rbytes);
-    if (algorithm == kDirect) direct_alltoallv(c, in, sbytes, soff, slen, out, roff, rlen);
+    if (algorithm == Algo::Direct) direct_alltoallv(c, in, sbytes, soff, slen, out, roff, rlen);
     else pairwise(c, in, soff, slen, out, roff, rlen);
   });
 }

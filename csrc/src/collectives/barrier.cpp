@@ -3,13 +3,16 @@
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 
 namespace mscomm {
 
 void barrier(Communicator& comm, const CollectiveOptions& opts) {
   const int n = comm.size(), me = comm.rank();
+  if (n == 1) check_requested(comm, Collective::Barrier, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) return;
-  run_collective(comm, Collective::Barrier, 0, DataType::Uint8, ReduceOp::Sum, -1, opts.timeout_s, 0, [&](Call& c) {
+  const Algo algorithm = select({comm, Collective::Barrier}, opts.algorithm).algo();
+  run_collective(comm, Collective::Barrier, 0, DataType::Uint8, ReduceOp::Sum, -1, opts.timeout_s, algorithm, [&](Call& c) {
     Pipes pipes(c);
     for (int dist = 1, round = 0; dist < n; dist *= 2, ++round) {
       const int to = (me + dist) % n, from = (me - dist + n) % n;

@@ -11,35 +11,31 @@
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
-
-namespace {
-
-enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kRooted = 4, kDirect = 5 };
-
-}  // namespace
 
 void broadcast(Communicator& comm, void* buffer, size_t count, const CollectiveOptions& opts) {
   const size_t es = dtype_size(opts.dtype), bytes = count * es;
   const int n = comm.size(), me = comm.rank(), root = opts.root;
   check_root("broadcast", root, n);
   MSCOMM_CHECK_ARG(count == 0 || buffer, "broadcast: null buffer with a non-zero count");
+  if (n == 1) check_requested(comm, Collective::Broadcast, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) return;
   auto buf = static_cast<char*>(buffer);
-  const uint8_t algorithm = pick_moving(comm, "broadcast", opts.algorithm, bytes,
-                                        direct_reads(comm, nullptr, 0, buf, bytes), SingleCopyUse::Never, kStaged,
-                                        kDirect, "chain", kChain);
+  const Algo algorithm =
+      select({comm, Collective::Broadcast, bytes, direct_reads(comm, nullptr, 0, buf, bytes), true}, opts.algorithm)
+          .algo();
   run_collective(comm, Collective::Broadcast, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, algorithm, [&](Call& c) {
     c.output_bytes(bytes);
-    if (algorithm == kDirect) {
+    if (algorithm == Algo::Direct) {
       c.direct_begin(nullptr, 0, buf, bytes);
       if (me != root) c.read_peer(root, 1, 0, bytes, buf);
       c.direct_end();
       return;
     }
-    if (algorithm == kStaged) {
+    if (algorithm == Algo::Staged) {
       staged(c, count, c.ctx.shm_slot_bytes / es,
              [&](size_t off, size_t len, char* slot) {
                if (me == root) std::memcpy(slot, buf + off * es, len * es);

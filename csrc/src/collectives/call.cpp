@@ -92,21 +92,6 @@ const std::string& requested_algorithm(Communicator& comm, const char* collectiv
   return it != configured.end() ? it->second : none;
 }
 
-uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
-                       std::initializer_list<AlgorithmChoice> choices) {
-  const std::string& name = requested_algorithm(comm, collective, requested);
-  if (name.empty() || name == "auto") return automatic;
-  std::string names = "auto";
-  for (const AlgorithmChoice& c : choices) {
-    names += std::string(", ") + c.name;
-    if (name != c.name) continue;
-    if (c.unusable)
-      throw InvalidArgument(std::string(collective) + " algorithm '" + name + "' " + c.unusable + "; use 'auto'");
-    return c.id;
-  }
-  throw InvalidArgument("unknown " + std::string(collective) + " algorithm '" + name + "'; choose " + names);
-}
-
 void check_root(const char* what, int root, int size) {
   if (root < 0 || root >= size)
     throw InvalidArgument(std::string(what) + ": root " + std::to_string(root) + " is not a rank of this " +
@@ -114,7 +99,7 @@ void check_root(const char* what, int root, int size) {
 }
 
 void run_collective(Communicator& comm, Collective what, size_t count, DataType dtype, ReduceOp op, int root,
-                    double timeout_s, uint8_t algorithm, const std::function<void(Call&)>& algorithm_fn) {
+                    double timeout_s, Algo algorithm, const std::function<void(Call&)>& algorithm_fn) {
   MSCOMM_CHECK_ARG(!comm.closed(), std::string(collective_name(static_cast<uint32_t>(what))) + ": the communicator is closed");
   comm.health().check();
   CollectiveContext& ctx = comm.collectives();
@@ -126,7 +111,7 @@ void run_collective(Communicator& comm, Collective what, size_t count, DataType 
   c.desc.collective = static_cast<uint32_t>(what);
   c.desc.dtype = static_cast<uint8_t>(dtype);
   c.desc.op = static_cast<uint8_t>(op);
-  c.desc.algorithm = algorithm;
+  c.desc.algorithm = static_cast<uint8_t>(algorithm);
   c.desc.root = root;
   try {
     if (ctx.tuning.check_args && !p2p) check_all_ranks(c);

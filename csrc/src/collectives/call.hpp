@@ -2,18 +2,12 @@
 // steps every algorithm shares (argument agreement, same-host sync).
 #pragma once
 #include <functional>
-#include <initializer_list>
 #include <string>
 
 #include "context.hpp"
 #include "mscomm/communicator.hpp"
 
 namespace mscomm {
-
-// Where a call's buffer lies in a registered buffer: handle 0 means it is not registered.
-struct BufferRef {
-  uint64_t handle = 0, offset = 0;
-};
 
 struct Call {
   Communicator& comm;
@@ -73,30 +67,14 @@ DirectReads direct_reads(Communicator& comm, const void* in, size_t in_bytes, co
 enum class SingleCopyUse : uint8_t { Always, UnlessOversubscribed, Bounded, Never };
 // Whether the automatic choice is the direct path (from MSCOMM_DIRECT_MIN_BYTES bytes per rank).
 bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_bytes, SingleCopyUse use);
-// pick_algorithm for the data-moving collectives: staged (one host), direct (one host, when
-// possible; automatic per direct_automatic) or their network algorithm.
-uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
-                    DirectReads reads, SingleCopyUse use, uint8_t staged, uint8_t direct, const char* network_name,
-                    uint8_t network);
-
-// One algorithm a collective offers: its name, id, and why it cannot run here (null: it can).
-struct AlgorithmChoice {
-  const char* name;
-  uint8_t id;
-  const char* unusable;
-};
 // The algorithm name a call asks for: `requested` (the call's argument), else the collective's
-// MSCOMM_<NAME>_ALGO; empty or "auto" leave it to the tuning table.
+// MSCOMM_<NAME>_ALGO; empty or "auto" leave it to the automatic choice (selection.hpp).
 const std::string& requested_algorithm(Communicator& comm, const char* collective, const std::string& requested);
-// The algorithm to run: requested_algorithm(), where "auto" is `automatic`. Unknown or unusable
-// names raise InvalidArgument naming the choices.
-uint8_t pick_algorithm(Communicator& comm, const char* collective, const std::string& requested, uint8_t automatic,
-                       std::initializer_list<AlgorithmChoice> choices);
 
 // Validates the common arguments, then runs `algorithm` on a fresh Call. Any error inside leaves
 // the communicator unusable (the ranks no longer agree on semaphore counts).
 void run_collective(Communicator& comm, Collective what, size_t count, DataType dtype, ReduceOp op, int root,
-                    double timeout_s, uint8_t algorithm, const std::function<void(Call&)>& algorithm_fn);
+                    double timeout_s, Algo algorithm, const std::function<void(Call&)>& algorithm_fn);
 
 // Checks that [a, a+na) and [b, b+nb) are the same buffer or do not overlap.
 void check_no_overlap(const char* what, const void* a, size_t na, const void* b, size_t nb);

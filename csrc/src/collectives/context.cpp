@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -20,12 +21,7 @@ const char* collective_name(uint32_t c) {
 }
 
 Tuning::Tuning()
-    : algorithm{{"allreduce", env_string("MSCOMM_ALLREDUCE_ALGO")},
-                {"allgather", env_string("MSCOMM_ALLGATHER_ALGO")},
-                {"broadcast", env_string("MSCOMM_BROADCAST_ALGO")},
-                {"alltoall", env_string("MSCOMM_ALLTOALL_ALGO")},
-                {"reduce_scatter", env_string("MSCOMM_REDUCE_SCATTER_ALGO")}},
-      oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
+    : oneshot_max_bytes(static_cast<size_t>(env_int("MSCOMM_ONESHOT_MAX_BYTES"))),
       direct_min_bytes(static_cast<size_t>(env_int("MSCOMM_DIRECT_MIN_BYTES"))),
       cma_max_bytes(static_cast<size_t>(env_int("MSCOMM_CMA_MAX_BYTES"))),
       shm_slot_bytes(static_cast<size_t>(env_int("MSCOMM_SHM_SLOT_BYTES")) & ~size_t{63}),
@@ -33,6 +29,12 @@ Tuning::Tuning()
       stream_min_bytes(static_cast<size_t>(env_int("MSCOMM_STREAM_MIN_BYTES"))),
       check_args(env_bool("MSCOMM_CHECK_ARGS")),
       cma(env_bool("MSCOMM_CMA")) {
+  for (const char* name : {"allreduce", "reduce", "broadcast", "allgather", "reduce_scatter", "alltoall", "alltoallv",
+                           "gather", "scatter", "barrier"}) {
+    std::string var = "MSCOMM_";
+    for (const char* p = name; *p; ++p) var += static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
+    algorithm[name] = env_string((var + "_ALGO").c_str());
+  }
   MSCOMM_CHECK_ARG(shm_slot_bytes >= 4096 && chunk_bytes >= 4096,
                    "MSCOMM_SHM_SLOT_BYTES and MSCOMM_TCP_SLOT_BYTES must be at least 4096");
 }

@@ -21,6 +21,12 @@
 
 namespace mscomm {
 
+// Where a call's buffer lies: in registered buffer `handle` at `offset`, or (handle 0, not
+// registered) at address `offset` of the rank's process.
+struct BufferRef {
+  uint64_t handle = 0, offset = 0;
+};
+
 // What a rank is about to do; compared with its peers' at the first synchronization of a call.
 struct CallDescriptor {
   uint64_t call;        // collectives: call number; point-to-point: per-pair sequence
@@ -32,7 +38,7 @@ struct CallDescriptor {
   uint8_t reserved;
   int32_t root;         // root rank, or the tag of a send/recv
   uint32_t reserved2;
-  uint64_t pad[4];
+  BufferRef input, output;  // the direct path: where this rank's buffers are (Call::direct_begin)
 };
 static_assert(sizeof(CallDescriptor) == 64, "call descriptor must fill one cache line");
 
@@ -41,6 +47,12 @@ enum class Collective : uint32_t {
 };
 const char* collective_name(uint32_t c);
 
+// Algorithm ids, one namespace for every collective (the call descriptor carries the id, so
+// ranks that chose differently fail their first exchange instead of mixing algorithms).
+enum class Algo : uint8_t {
+  None = 0, OneShot, Rsag, Direct, Ring, Hier, Chain, Staged, Pairwise, Rooted, Dissemination, Plan
+};
+
 // The tuning table's inputs, read once from the environment.
 struct Tuning {
   Tuning();
@@ -48,6 +60,17 @@ struct Tuning {
   size_t oneshot_max_bytes, direct_min_bytes, cma_max_bytes, shm_slot_bytes, chunk_bytes, stream_min_bytes;
   bool check_args;  // MSCOMM_CHECK_ARGS: compare every call's arguments across all ranks
   bool cma;         // MSCOMM_CMA: try single-copy reads between same-host ranks
+};
+
+// A loaded plan offered as a row : it runs calls of its
+// collective on a communicator of its world size, and is preferred for messages of
+// [min_bytes, max_bytes] (max 0: only when asked for by name).
+struct PlanRow {
+  std::string name;  // "plan:<name>"
+  Collective collective;
+  int world_size;
+  size_t min_bytes = 0, max_bytes = 0;
+  uint64_t id = 0;  // the plan's handle, for the executor
 };
 
 // Which ranks share a host, as the hierarchical algorithms need it.
@@ -87,6 +110,7 @@ struct CollectiveContext {
   std::vector<uint64_t> sent, received;  // p2p chunks per peer; slot = chunk % 2
   std::vector<uint64_t> sends, recvs;    // point-to-point transfers to / from each peer
   std::vector<CallDescriptor> outgoing;  // descriptors in flight to each peer (outlive the proxy's send)
+  std::vector<PlanRow> plans;              // loaded plans: rows of the selection table (selection.hpp)
   std::map<uint64_t, UserBuffer> buffers;  // registrations by handle (numbered alike on every rank)
   bool cma = false;                        // every rank can read every other's memory (one host)
   std::vector<int> pids;                   // by rank, for process_vm_readv

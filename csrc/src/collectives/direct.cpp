@@ -33,27 +33,12 @@ bool direct_automatic(Communicator& comm, DirectReads reads, size_t message_byte
   return use == SingleCopyUse::UnlessOversubscribed || message_bytes <= tuning.cma_max_bytes;
 }
 
-uint8_t pick_moving(Communicator& comm, const char* collective, const std::string& requested, size_t message_bytes,
-                    DirectReads reads, SingleCopyUse use, uint8_t staged, uint8_t direct, const char* network_name,
-                    uint8_t network) {
-  const bool local = comm.num_hosts() == 1;
-  const bool direct_ok = reads != DirectReads::None;
-  const uint8_t automatic = !local ? network : direct_automatic(comm, reads, message_bytes, use) ? direct : staged;
-  const char* not_local = "needs every rank on one host (MSCOMM_FORCE_TCP or several hosts rule it out)";
-  return pick_algorithm(comm, collective, requested, automatic,
-                        {{"staged", staged, local ? nullptr : not_local},
-                         {"direct", direct, !local ? not_local : direct_ok ? nullptr : "needs single-copy reads between the ranks (MSCOMM_CMA) or registered buffers"},
-                         {network_name, network, nullptr}});
-}
-
 void Call::direct_begin(const void* in, size_t in_bytes, const void* out, size_t out_bytes) {
   // Registered: (handle, offset in it); otherwise (0, address), read with process_vm_readv.
   const BufferRef in_ref = in ? find_registered(ctx, in, in_bytes) : BufferRef{};
   const BufferRef out_ref = out ? find_registered(ctx, out, out_bytes) : BufferRef{};
-  desc.pad[0] = in_ref.handle;
-  desc.pad[1] = in_ref.handle ? in_ref.offset : reinterpret_cast<uintptr_t>(in);
-  desc.pad[2] = out_ref.handle;
-  desc.pad[3] = out_ref.handle ? out_ref.offset : reinterpret_cast<uintptr_t>(out);
+  desc.input = {in_ref.handle, in_ref.handle ? in_ref.offset : reinterpret_cast<uintptr_t>(in)};
+  desc.output = {out_ref.handle, out_ref.handle ? out_ref.offset : reinterpret_cast<uintptr_t>(out)};
   publish_descriptor();
   ++ctx.shm_phase;  // the next call publishes into the other entry
   sync_local();
@@ -65,7 +50,8 @@ static const char* registered_peer_buffer(const Call& c, int peer, int which, si
                                           uint64_t* address) {
   CallDescriptor d;
   std::memcpy(&d, c.ctx.descriptor(peer, peer, c.entry), sizeof(d));
-  const uint64_t handle = d.pad[2 * which], base = d.pad[2 * which + 1];
+  const BufferRef& ref = which ? d.output : d.input;
+  const uint64_t handle = ref.handle, base = ref.offset;
   if (handle == 0) {
     if (!c.ctx.cma)
       throw InternalError(std::string(collective_name(c.desc.collective)) + ": rank " + std::to_string(peer) +

@@ -5,15 +5,10 @@
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
-
-namespace {
-
-enum Algorithm : uint8_t { kStaged = 1, kRing = 2, kChain = 3, kRooted = 4, kDirect = 5 };
-
-}  // namespace
 
 void gather(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t es = dtype_size(opts.dtype), bytes = count * es;
@@ -27,8 +22,9 @@ void gather(Communicator& comm, const void* input, void* output, size_t count, c
     if (in != out + me * bytes) check_no_overlap("gather", input, bytes, output, bytes * n);
     copy_if_distinct(out + me * bytes, in, bytes);
   }
+  if (n == 1) check_requested(comm, Collective::Gather, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) return;
-  run_collective(comm, Collective::Gather, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, kRooted, [&](Call& c) {
+  run_collective(comm, Collective::Gather, count, opts.dtype, ReduceOp::Sum, root, opts.timeout_s, select({comm, Collective::Gather, bytes}, opts.algorithm).algo(), [&](Call& c) {
     Pipes pipes(c);
     const CallDescriptor d = pair_descriptor(c.desc, bytes);
     if (!is_root) {

@@ -20,7 +20,7 @@ void check_peer(Communicator& comm, int peer, const char* what) {
 void transfer(Communicator& comm, bool sending, const char* src, char* dst, size_t count, int peer, int tag,
               const CollectiveOptions& opts) {
   const size_t bytes = count * dtype_size(opts.dtype);
-  run_collective(comm, Collective::SendRecv, count, opts.dtype, ReduceOp::Sum, tag, opts.timeout_s, 0, [&](Call& c) {
+  run_collective(comm, Collective::SendRecv, count, opts.dtype, ReduceOp::Sum, tag, opts.timeout_s, Algo::None, [&](Call& c) {
     // Each direction of a pair numbers its transfers: the sender's n-th send is the receiver's
     // n-th receive from it (sends and receives between two ranks do not wait for each other).
     c.desc.call = sending ? c.ctx.sends[peer]++ : c.ctx.recvs[peer]++;

@@ -9,13 +9,12 @@
 #include "mscomm/collectives.hpp"
 #include "mscomm/reduce.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
 
 namespace {
-
-enum Algorithm : uint8_t { kRsag = 2, kChain = 4 };
 
 void chain(Call& c, const char* input, char* output, size_t count, ReduceOp op, int root) {
   // Position 0 is the root; partial sums flow from position n-1 down to it.
@@ -59,13 +58,14 @@ void reduce(Communicator& comm, const void* input, void* output, size_t count, c
   if (root) check_no_overlap("reduce", input, bytes, output, bytes);
   auto in = static_cast<const char*>(input);
   auto out = static_cast<char*>(output);
+  if (comm.size() == 1) check_requested(comm, Collective::Reduce, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (comm.size() == 1) {
     if (in != out && count) std::memmove(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = comm.num_hosts() == 1 ? kRsag : kChain;
+  const Algo algorithm = select({comm, Collective::Reduce, bytes}, opts.algorithm).algo();
   run_collective(comm, Collective::Reduce, count, opts.dtype, opts.op, opts.root, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kRsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, opts.root);
+    if (algorithm == Algo::Rsag) rsag(c, comm.local_ranks(), in, out, count, opts.op, opts.root);
     else chain(c, in, out, count, opts.op, opts.root);
   });
 }

@@ -13,15 +13,10 @@
 #include "mscomm/collectives.hpp"
 #include "mscomm/reduce.hpp"
 #include "pipes.hpp"
+#include "selection.hpp"
 #include "staged.hpp"
 
 namespace mscomm {
-
-namespace {
-
-enum Algorithm : uint8_t { kStaged = 1, kPairwise = 2, kRing = 3, kDirect = 4 };
-
-}  // namespace
 
 void reduce_scatter(Communicator& comm, const void* input, void* output, size_t count, const CollectiveOptions& opts) {
   const size_t es = dtype_size(opts.dtype), bytes = count * es;
@@ -31,15 +26,17 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
   MSCOMM_CHECK_ARG(count == 0 || (in && out), "reduce_scatter: null buffer with a non-zero count");
   if (out != in + me * bytes) check_no_overlap("reduce_scatter", input, bytes * n, output, bytes);
   const DataType dtype = opts.dtype;
+  if (n == 1) check_requested(comm, Collective::ReduceScatter, opts.algorithm);  // one rank: no row runs, but the name must exist
   if (n == 1) {
     if (out != in && bytes) std::memmove(out, in, bytes);
     return;
   }
-  const uint8_t algorithm = pick_moving(comm, "reduce_scatter", opts.algorithm, bytes,
-                                        direct_reads(comm, in, bytes * n, out, bytes), SingleCopyUse::Always, kStaged,
-                                        kDirect, "ring", kRing);
+  const Selected s = select({comm, Collective::ReduceScatter, bytes, direct_reads(comm, in, bytes * n, out, bytes),
+                             out == in + me * bytes}, opts.algorithm);
+  if (s.plan) return run_plan(comm, *s.plan, input, output, count, opts);
+  const Algo algorithm = s.algo();
   run_collective(comm, Collective::ReduceScatter, count, dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
-    if (algorithm == kDirect) {
+    if (algorithm == Algo::Direct) {
       c.direct_begin(in, bytes * n, out, bytes);
       std::vector<const void*> srcs(n);
       char* tmp = c.ctx.shm_slot(me, 0);
@@ -53,7 +50,7 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
       c.direct_end();
       return;
     }
-    if (algorithm == kStaged) {
+    if (algorithm == Algo::Staged) {
       std::vector<const void*> srcs(n);
       staged_blocks(c, in, count, [&](size_t off, size_t len, uint64_t phase, size_t seg) {
         for (int p = 0; p < n; ++p)

@@ -27,6 +27,40 @@ from mscomm.launcher import run as launch
 
 PEERS = ("gloo", "mpi")
 
+# nccl-tests' -d names and common short forms, onto the dtypes mscomm supports.
+DTYPE_ALIASES = {"half": "float16", "fp16": "float16", "f16": "float16", "bf16": "bfloat16", "float": "float32",
+                 "fp32": "float32", "f32": "float32", "double": "float64", "fp64": "float64", "f64": "float64",
+                 "int": "int32"}
+
+
+def _dtype(name: str) -> str:
+    from mscomm.buffers import SUPPORTED_DTYPES
+
+    name = DTYPE_ALIASES.get(name.lower(), name.lower())
+    if name not in SUPPORTED_DTYPES:
+        aliases = ", ".join(f"{a}={d}" for a, d in DTYPE_ALIASES.items())
+        raise argparse.ArgumentTypeError(f"unsupported dtype {name!r}; choose one of {', '.join(SUPPORTED_DTYPES)} "
+                                         f"(aliases: {aliases})")
+    return name
+
+
+def _oversubscription_warning(nranks: int) -> str | None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if nranks <= cores:
+        return None
+    return (f"# warning: {nranks} ranks on {cores} cores: ranks wait for CPU time, so small-message rows vary "
+            "widely between runs and every peer is slowed alike; use -n " + str(cores) + " or fewer for stable figures")
+
+
+def print_algorithms(collective: str) -> None:
+    """--algorithm help: the collective's rows of the selection table."""
+    from mscomm import selection
+
+    print(f"# {collective}: rows of the selection table, in the order of the automatic choice")
+    print(f"  {'auto':<14} the automatic choice (default)")
+    print(selection.format_table(selection.table(collective)))
+    print("  plan:<name>    a plan loaded with --plan FILE (allreduce, allgather, reduce_scatter)")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -92,7 +126,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                                                                        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
             with open(mpi_out) as f:
                 report["results"].append(json.load(f))
-    report.update(collective=args.collective, dtype=args.dtype, op=args.op, reps=args.reps, backend=args.backend)
+    report.update(collective=args.collective, dtype=args.dtype, op=args.op, reps=args.reps, backend=args.backend,
+                  warning=_oversubscription_warning(args.nranks))
     return report
 
 
@@ -109,16 +144,18 @@ def format_table(report: dict) -> str:
     head = (f"# {'size':>8} {'count':>10} {'type':>8} {'redop':>5}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} "
             f"{'#wrong':>6}")
     if allreduce:
-        head += f"  {'inplace':>9} {'busbw':>6} {'algo':>11}"
+        head += f"  {'inplace':>9} {'algbw':>6} {'busbw':>6} {'#wrong':>6}"
+    head += f" {'algo':>13}"
     head += "".join(f"  {p + '(us)':>10} {'x-' + p:>7}" for p in peers)
     lines.append(head)
+    algos = ms.get("algorithms", {})
     for i, o in enumerate(ms["rows"]):
-        wrong = "N/A" if o["wrong"] is None else str(o["wrong"])
         line = (f"  {human(o['bytes']):>8} {o['count']:>10} {o['dtype']:>8} {o['op']:>5}  {o['time_us']:9.1f} "
-                f"{o['algbw']:6.2f} {o['busbw']:6.2f} {wrong:>6}")
+                f"{o['algbw']:6.2f} {o['busbw']:6.2f} {_wrong(o):>6}")
         if allreduce:
             ip = ms["in_place"][i]
-            line += f"  {ip['time_us']:9.1f} {ip['busbw']:6.2f} {ms['algorithms'][str(o['bytes'])]:>11}"
+            line += f"  {ip['time_us']:9.1f} {ip['algbw']:6.2f} {ip['busbw']:6.2f} {_wrong(ip):>6}"
+        line += f" {algos.get(str(o['bytes']), ''):>13}"
         for p in peers:
             pr = res[p]["rows"][i]
             if "error" in pr:
@@ -126,7 +163,21 @@ def format_table(report: dict) -> str:
             else:
                 line += f"  {pr['time_us']:10.1f} {pr['time_us'] / o['time_us']:7.2f}"
         lines.append(line)
+    busbw = [o["busbw"] for o in ms["rows"]]
+    lines.append(f"# Out of bounds values : {sum(o['wrong'] or 0 for o in ms['rows'])} "
+                 f"{'OK' if all(not o['wrong'] for o in ms['rows']) else 'WRONG'}")
+    lines.append(f"# Avg bus bandwidth    : {sum(busbw) / max(1, len(busbw)):.4f} GB/s (mscomm, out of place)")
+    for p in peers:
+        ok = [r["busbw"] for r in res[p]["rows"] if "error" not in r]
+        if ok:
+            lines.append(f"# Avg bus bandwidth    : {sum(ok) / len(ok):.4f} GB/s ({p})")
+    if report.get("warning"):
+        lines.append(report["warning"])
     return "\n".join(lines)
+
+
+def _wrong(o: dict) -> str:
+    return "N/A" if o.get("wrong") is None else str(o["wrong"])
 
 
 def plot(report: dict, path: str) -> None:
@@ -156,17 +207,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("collective", choices=COLLECTIVES)
     p.add_argument("-n", "--nranks", type=int, default=2, help="ranks to launch on this host (default 2)")
-    p.add_argument("--min", default="4K", help="smallest message (default 4K)")
-    p.add_argument("--max", default="64M", help="largest message (default 64M)")
-    p.add_argument("--factor", type=int, default=4, help="size multiplier between rows (default 4)")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("-b", "--min", "--minbytes", dest="min", default="4K", help="smallest message (default 4K)")
+    p.add_argument("-e", "--max", "--maxbytes", dest="max", default="64M", help="largest message (default 64M)")
+    p.add_argument("-f", "--factor", "--stepfactor", dest="factor", type=int, default=4,
+                   help="size multiplier between rows (default 4)")
+    p.add_argument("-d", "--dtype", type=_dtype, default="float32",
+                   help="float32 (default), float16, bfloat16, float64, int8, int32, int64, uint8, or nccl-tests' "
+                        "names (half, float, double, bf16)")
     p.add_argument("--op", default="sum", choices=("sum", "prod", "min", "max", "avg"))
-    p.add_argument("--iters", type=int, default=None, help="iterations per repetition (default: by size)")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("-i", "--iters", type=int, default=None,
+                   help="iterations per repetition (default: by size; nccl-tests' -n, which here is the rank count)")
+    p.add_argument("-w", "--warmup", "--warmup_iters", dest="warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
     p.add_argument("--algorithm", default=None,
-                   help="allreduce: force an algorithm (auto, oneshot, rsag, direct, ring, hier)")
+                   help="force a row of the selection table; --algorithm help lists the collective's rows")
     p.add_argument("--register", action="store_true",
                    help="register mscomm's buffers (comm.register; with --backend torch mscomm.torch.register_tensor) "
                         "so large calls read the peers' buffers through shared mappings")
@@ -179,6 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--plot", default=None, help="write busbw against size as a PNG")
     p.add_argument("--timeout", type=float, default=1800, help="end the benchmark after this many seconds")
     args = p.parse_args(argv)
+    if args.algorithm == "help":
+        print_algorithms(args.collective)
+        return 0
+    warning = _oversubscription_warning(args.nranks)
+    if warning:
+        print(warning, file=sys.stderr)
     report = run_benchmark(args)
     print(format_table(report))
     if args.json:

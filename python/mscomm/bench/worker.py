@@ -68,6 +68,23 @@ def count_wrong(collective: str, b: Any, in_place: bool = False) -> int | None:
     return int(np.count_nonzero(got != b.expected))
 
 
+def chosen_algorithm(args: argparse.Namespace, comm: mscomm.Communicator, b: Any, y: np.ndarray) -> str:
+    """The row of the selection table the benchmarked call takes (as the call itself would choose)."""
+    coll = {"sendrecv": None}.get(args.collective, args.collective)
+    if coll is None:
+        return ""
+    x, out = (b.x, None) if coll == "broadcast" else (None if coll == "scatter" and comm.rank != 0 else b.x, b.out)
+
+    def pick(x: Any, out: Any) -> str:
+        rows = mscomm.algorithms(coll, x, out=out, comm=comm, algorithm=args.algorithm)
+        return next((r.name for r in rows if r.chosen), "-")
+
+    names = [pick(x, out)]
+    if coll == "allreduce":
+        names.append(pick(y, None))
+    return names[0] if len(set(names)) == 1 else "/".join(names)
+
+
 def _own_pages(a: np.ndarray) -> np.ndarray:
     copy = mscomm.empty(a.shape, a.dtype)
     copy[...] = a
@@ -84,6 +101,7 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     timer = Timer(lambda: boot.barrier(comm.timeout), max_over_ranks, args.reps)
     rows: list[dict] = []
     inplace: list[dict] = []
+    algorithms: dict[str, str] = {}  # by size: the selection table's choice ("out of place/in place" if they differ)
     for nbytes in args.sizes:
         b = buffers(args.collective, nbytes, comm.rank, comm.size, dt)
         y = b.x.copy()  # the in-place allreduce's buffer
@@ -93,6 +111,7 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
             regs = [comm.register(a) for a in (b.x, b.out, y) if a.size]
         iters = iterations_for(nbytes) if args.iters is None else args.iters
         call = mscomm_call(args.collective, comm, b, args.op, args.algorithm)
+        algorithms[str(nbytes)] = chosen_algorithm(args, comm, b, y)
         wrong = None
         if args.check:
             if args.collective == "broadcast" and comm.rank != 0:
@@ -117,15 +136,7 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     result = {"backend": "mscomm", "rows": rows}
     if inplace:
         result["in_place"] = inplace
-    if args.collective == "allreduce":
-        from mscomm import _core
-
-        def algo(nb: int) -> str:  # "out of place/in place" when the two differ
-            names = [_core.allreduce_algorithm(comm._core, nb, args.algorithm or "", args.register, in_place)
-                     for in_place in (False, True)]
-            return names[0] if names[0] == names[1] else "/".join(names)
-
-        result["algorithms"] = {str(nb): algo(nb) for nb in args.sizes}
+    result["algorithms"] = algorithms
     return result
 
 
