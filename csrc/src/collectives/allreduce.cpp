@@ -48,16 +48,7 @@ void direct(Call& c, const char* input, char* output, size_t count, ReduceOp op)
   auto lo = [&](int r) { return seg_begin(count, n, r) * c.es; };
   auto bytes = [&](int r) { return lo(r + 1) - lo(r); };
   c.direct_begin(input, count * c.es, output, count * c.es);
-  // My segment, chunk by chunk; peers' chunks read into my (otherwise idle) staging slot.
-  char* tmp = c.ctx.shm_slot(me, 0);
-  const size_t chunk = std::max<size_t>(1, c.ctx.shm_slot_bytes / static_cast<size_t>(n) / c.es) * c.es;
-  std::vector<const void*> srcs(n);
-  for (size_t off = 0; off < bytes(me); off += chunk) {
-    const size_t len = std::min(chunk, bytes(me) - off);
-    for (int r = 0; r < n; ++r)
-      srcs[r] = r == me ? input + lo(me) + off : c.peer_view(r, 0, lo(me) + off, len, tmp + r * chunk);
-    reduce(output + lo(me) + off, srcs.data(), n, len / c.es, static_cast<DataType>(c.desc.dtype), op);
-  }
+  c.reduce_peers(lo(me), bytes(me), output + lo(me), op);
   c.sync_local();
   for (int r = 0; r < n; ++r)
     if (r != me) c.read_peer(r, 1, lo(r), bytes(r), output + lo(r));

@@ -17,7 +17,8 @@ struct Call {
   int rank, size;
   size_t es;  // element size
   int entry = 0;  // where publish_descriptor() put this call's descriptor
-  bool stream = false;  // the output is large (MSCOMM_STREAM_MIN_BYTES): copy_out uses streaming stores
+  bool stream = false;
+  const void* own_input = nullptr;  // this rank's input, as direct_begin() announced it  // the output is large (MSCOMM_STREAM_MIN_BYTES): copy_out uses streaming stores
 
   // Sets `stream` from the size of the call's output on this rank.
   void output_bytes(size_t bytes) { stream = bytes >= ctx.tuning.stream_min_bytes; }
@@ -45,6 +46,9 @@ struct Call {
   void read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const;
   const char* peer_view(int peer, int which, size_t offset, size_t bytes, char* tmp) const;
   void direct_end() const { sync_local(); }
+  // dst = op over every rank (in rank order) of `bytes` at `offset` of its input, chunk by chunk;
+  // the peers' chunks are read into this rank's idle staging slot (or used where registered).
+  void reduce_peers(size_t offset, size_t bytes, char* dst, ReduceOp op) const;
 };
 
 // Copies `bytes` at `address` in process `pid` (rank `peer`) into dst (process_vm_readv).

@@ -1,6 +1,8 @@
 // The direct path's shared steps: how peers' buffers are read (registered mappings or
 // single-copy reads) and whether the automatic choice takes it.
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "call.hpp"
 #include "mscomm/collectives.hpp"
@@ -39,6 +41,7 @@ void Call::direct_begin(const void* in, size_t in_bytes, const void* out, size_t
   const BufferRef out_ref = out ? find_registered(ctx, out, out_bytes) : BufferRef{};
   desc.input = {in_ref.handle, in_ref.handle ? in_ref.offset : reinterpret_cast<uintptr_t>(in)};
   desc.output = {out_ref.handle, out_ref.handle ? out_ref.offset : reinterpret_cast<uintptr_t>(out)};
+  own_input = in;
   publish_descriptor();
   ++ctx.shm_phase;  // the next call publishes into the other entry
   sync_local();
@@ -72,6 +75,19 @@ const char* Call::peer_view(int peer, int which, size_t offset, size_t bytes, ch
   if (const char* p = registered_peer_buffer(*this, peer, which, offset, bytes, &address)) return p;
   cma_read(ctx.pids[peer], address, tmp, bytes, peer);
   return tmp;
+}
+
+void Call::reduce_peers(size_t offset, size_t bytes, char* dst, ReduceOp op) const {
+  const int n = size;
+  char* tmp = ctx.shm_slot(rank, 0);
+  const size_t chunk = std::max<size_t>(1, ctx.shm_slot_bytes / static_cast<size_t>(n) / es) * es;
+  const auto* mine = static_cast<const char*>(own_input) + offset;
+  std::vector<const void*> srcs(n);
+  for (size_t off = 0; off < bytes; off += chunk) {
+    const size_t len = std::min(chunk, bytes - off);
+    for (int r = 0; r < n; ++r) srcs[r] = r == rank ? mine + off : peer_view(r, 0, offset + off, len, tmp + r * chunk);
+    reduce(dst + off, srcs.data(), n, len / es, static_cast<DataType>(desc.dtype), op);
+  }
 }
 
 void Call::read_peer(int peer, int which, size_t offset, size_t bytes, void* dst) const {

@@ -38,15 +38,7 @@ void reduce_scatter(Communicator& comm, const void* input, void* output, size_t 
   run_collective(comm, Collective::ReduceScatter, count, dtype, opts.op, -1, opts.timeout_s, algorithm, [&](Call& c) {
     if (algorithm == Algo::Direct) {
       c.direct_begin(in, bytes * n, out, bytes);
-      std::vector<const void*> srcs(n);
-      char* tmp = c.ctx.shm_slot(me, 0);
-      const size_t chunk = std::max<size_t>(1, c.ctx.shm_slot_bytes / static_cast<size_t>(n) / es) * es;
-      for (size_t off = 0; off < bytes; off += chunk) {
-        const size_t len = std::min(chunk, bytes - off);
-        for (int p = 0; p < n; ++p)
-          srcs[p] = p == me ? in + me * bytes + off : c.peer_view(p, 0, me * bytes + off, len, tmp + p * chunk);
-        reduce(out + off, srcs.data(), n, len / es, dtype, opts.op);
-      }
+      c.reduce_peers(me * bytes, bytes, out, opts.op);
       c.direct_end();
       return;
     }
