@@ -78,6 +78,9 @@ Communicator::Communicator(int rank, int size, const std::string& unique_id, dou
   bootstrap_ = std::make_unique<Bootstrap>(rank, size, id, boot_timeout);
   name_prefix_ = shm_prefix(id.secret);
   health_ = std::make_shared<Health>(bootstrap_.get(), rank, 20000);
+  // Waiting for the other ranks to arrive can take long (they may still be starting, or never
+  // come); no segment exists during that wait, so a rank killed in it leaves nothing in /dev/shm.
+  bootstrap_->barrier("communicator setup (all ranks joined)", boot_timeout);
 
   const size_t control_bytes = static_cast<size_t>(size) * kSlotsPerPeer * ShmConnection::kStride * sizeof(uint64_t);
   control_ = RegisteredMemory::create(rank, 0, control_bytes, name_prefix_);
