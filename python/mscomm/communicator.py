@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import sys
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -249,6 +250,23 @@ class Communicator:
 
     def __repr__(self) -> str:
         return f"<mscomm.Communicator rank={self.rank} size={self.size} hosts={self.num_hosts}>"
+
+
+def _report_uncaught(exc_type: type, exc: BaseException, tb: Any) -> None:
+    """An exception that ends the program: every rank of every live communicator hears of it now,
+    instead of waiting for this rank until its timeout."""
+    for comm in list(_live):
+        try:
+            if not comm.closed:
+                comm._core.report_failure(
+                    f"rank {comm.rank} raised {exc_type.__name__}: {str(exc)[:500]} (its process is exiting)")
+        except Exception:  # noqa: BLE001 - never hide the user's traceback
+            pass
+    _previous_excepthook(exc_type, exc, tb)
+
+
+_previous_excepthook = sys.excepthook
+sys.excepthook = _report_uncaught
 
 
 @atexit.register

@@ -243,7 +243,16 @@ void Communicator::close() {
   if (closed_) return;
   closed_ = true;
   const double grace = env_double("MSCOMM_SHUTDOWN_TIMEOUT");
-  if (health_->ok()) {
+  const bool healthy = health_->ok();
+  if (healthy) {
+    try {
+      // What this rank sent last is written out before the others hear that it is leaving, so
+      // a peer that still waits for it after the notice waits in vain, and is told so at once.
+      for (int r = 0; r < size_; ++r)
+        if (r != rank_ && !same_host(r)) tcp_->wait_sent(r, std::min(grace, 5.0));
+    } catch (const Error&) {
+    }
+    bootstrap_->announce_leaving();
     try {
       bootstrap_->barrier("close", grace);
     } catch (const Error&) {
@@ -253,7 +262,8 @@ void Communicator::close() {
   tcp_->stop();
   connections_.clear();
   peer_control_.clear();
-  bootstrap_->close(grace);
+  // A failed communicator: the others have been told; rank 0 need not wait long for them to leave.
+  bootstrap_->close(healthy && health_->ok() ? grace : std::min(grace, 1.0));
 }
 
 CollectiveContext& Communicator::collectives() {
