@@ -65,6 +65,9 @@ class Communicator:
             raise InvalidArgument(f"rank and size must be integers, got {rank!r} and {size!r}")
         if timeout is not None and not timeout > 0:
             raise InvalidArgument(f"timeout must be positive (seconds), got {timeout!r}")
+        from mscomm import env
+
+        env.check_environment()
         self._core = _core.Communicator(rank, size, unique_id, -1.0 if timeout is None else float(timeout))
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None

@@ -73,6 +73,7 @@ int spin_count(bool oversubscribed) {
 Communicator::Communicator(int rank, int size, const std::string& unique_id, double timeout_s)
     : rank_(rank), size_(size), timeout_s_(timeout_s < 0 ? env_double("MSCOMM_TIMEOUT") : timeout_s) {
   MSCOMM_CHECK_ARG(timeout_s_ > 0, "timeout must be positive, got " + std::to_string(timeout_s_));
+  check_environment();  // a bad MSCOMM_ value fails here, on every rank, not at first use
   UniqueId id = UniqueId::parse(unique_id);
   const double boot_timeout = env_double("MSCOMM_BOOTSTRAP_TIMEOUT");
   bootstrap_ = std::make_unique<Bootstrap>(rank, size, id, boot_timeout);
