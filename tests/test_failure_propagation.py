@@ -205,3 +205,23 @@ def test_raising_rank_ends_the_job_in_seconds(launcher, victim):
     print(f"\n[job end] {launcher} victim {victim}: {took:.2f} s after the exception")
     assert "boom under the launcher" in out
     assert took < 10, f"the job ended {took:.1f} s after the exception\n{out[-4000:]}"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("nranks", [2, 4], ids=lambda n: f"{n}ranks")
+def test_exit_without_close_with_several_communicators_ends_at_once(nranks):
+    # atexit closes every live communicator; closing is collective, so every rank must close them
+    # in the same order, or ranks wait in different close barriers until the shutdown timeout.
+    job = run_job(nranks, '''
+comm = mscomm.init(timeout=30)
+subs = [comm.split(0, key=-RANK) for _ in range(4)]
+pairs = comm.split(RANK % 2)
+for c in [comm, *subs, pairs]:
+    x = np.ones(16, np.float32)
+    c.allreduce(x)
+emit({"done_at": time.time()})
+''', env=ENV, timeout=80).check_ok()
+    # The whole job (start-up included) ends well inside MSCOMM_SHUTDOWN_TIMEOUT (30 s).
+    slowest = max(r.elapsed for r in job.ranks)
+    print(f"\n[exit] {nranks} ranks, 6 communicators each: job took {slowest:.1f} s")
+    assert slowest < 25, f"the job took {slowest:.1f} s: ranks waited in different close barriers"

@@ -13,6 +13,7 @@ from mscomm import collectives
 from mscomm.work import Work
 
 _live: "weakref.WeakSet[Communicator]" = weakref.WeakSet()
+_created = 0  # communicators made so far in this process: their order, the same on every rank
 
 
 def create_unique_id(host: str = "127.0.0.1", port: int = 0) -> str:
@@ -73,6 +74,9 @@ class Communicator:
         self._pending: concurrent.futures.Future | None = None
         self._splits = 0
         self._registered: dict[int, Any] = {}
+        global _created
+        _created += 1
+        self._order = _created
         _live.add(self)
 
     # -- identity -------------------------------------------------------------------------
@@ -274,7 +278,9 @@ sys.excepthook = _report_uncaught
 
 @atexit.register
 def _close_all() -> None:
-    for comm in list(_live):
+    # Closing is collective: every rank closes its communicators in the same order (newest
+    # first), so no two ranks wait in the close barriers of different communicators.
+    for comm in sorted(_live, key=lambda c: -c._order):
         try:
             comm.close()
         except Exception:  # noqa: BLE001 - interpreter is exiting; never mask the real exit status
