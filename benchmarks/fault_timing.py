@@ -10,6 +10,14 @@ job's /dev/shm entries are counted before anything is swept.
 
 ``python benchmarks/fault_timing.py [--runs 5]`` prints a table (median / max over runs) and writes
 benchmarks/results/reliability-faults.json.
+
+``--propagation`` measures instead how fast a rank that leaves or fails on its own reaches every
+other rank (the cases of tests/test_failure_propagation.py): ``exit0`` (sys.exit(0) mid-job),
+``raise`` (uncaught exception), ``kill9``, ``timeout`` (its own collective times out after
+0.5 s because rank 0 is 2 s late) and ``argerror`` (an argument only it gets wrong); the last rank
+is the victim. Time is from the victim's fault (or, for a survivor that enters the collective
+later, from its entry) to the survivor's exception; writes
+benchmarks/results/reliability-propagation.json.
 """
 
 from __future__ import annotations
@@ -110,11 +118,138 @@ def one_run(nranks: int, transport: str, fault: str, script: str) -> dict:
     return result
 
 
+PROPAGATION_SCRIPT = f'''
+import json, os, signal, sys, time
+import numpy as np
+import mscomm
+def emit(obj):
+    print({MARK!r} + json.dumps(obj), flush=True)
+fault, victim = sys.argv[1], int(sys.argv[2])
+rank = int(os.environ["MSCOMM_RANK"])
+comm = mscomm.init(timeout=60)
+x = np.ones(1 << 18, np.float32)   # 1 MB
+for _ in range(3):
+    mscomm.allreduce(x)
+comm.bootstrap.barrier(60)
+comm.bootstrap.barrier(60)
+if rank == victim:
+    if fault == "timeout":
+        try:
+            mscomm.allreduce(x, timeout=0.5)
+        finally:
+            emit({{"fault_at": time.time()}})
+    else:
+        mscomm.allreduce(x)
+        emit({{"fault_at": time.time()}})
+        if fault == "exit0":
+            sys.exit(0)
+        if fault == "raise":
+            raise RuntimeError("boom")
+        if fault == "kill9":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "argerror":
+            mscomm.allreduce(x, algorithm="no-such-algorithm")
+if fault == "timeout" and rank == 0:
+    time.sleep(2.0)
+entered = time.time()
+try:
+    while True:
+        mscomm.allreduce(x)
+except Exception as e:
+    emit({{"error": type(e).__name__, "at": time.time(), "entered": entered, "message": str(e)[:300]}})
+'''
+PROPAGATION_FAULTS = ("exit0", "raise", "kill9", "timeout", "argerror")
+
+
+def propagation_run(nranks: int, transport: str, fault: str, script: str) -> dict:
+    unique_id, job_tag = new_job()
+    extra = {"MSCOMM_SHUTDOWN_TIMEOUT": "30", "MSCOMM_BOOTSTRAP_TIMEOUT": "30",
+             "PYTHONPATH": os.pathsep.join(filter(None, [os.path.join(HERE, "..", "python"),
+                                                         os.environ.get("PYTHONPATH")]))}
+    if transport == "tcp":
+        extra["MSCOMM_FORCE_TCP"] = "1"
+    victim = nranks - 1
+    procs = [subprocess.Popen([sys.executable, script, fault, str(victim)],
+                              env=job_environment(r, nranks, unique_id, job_tag, extra),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+             for r in range(nranks)]
+    result: dict = {"nranks": nranks, "transport": transport, "fault": fault}
+    try:
+        outs = []
+        for p in procs:
+            try:
+                so, _ = p.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                so, _ = p.communicate()
+            outs.append([json.loads(ln[len(MARK):]) for ln in so.splitlines() if ln.startswith(MARK)])
+        marks = [o for o in outs[victim] if "fault_at" in o]
+        errors = [next((o for o in outs[r] if "error" in o), {"error": "none"}) for r in range(nranks) if r != victim]
+        result["survivor_errors"] = sorted({e["error"] for e in errors})
+        if marks and all("at" in e for e in errors):
+            fault_at = marks[0]["fault_at"]
+            result["detect_s"] = max(e["at"] - max(fault_at, e["entered"]) for e in errors)
+        result["messages"] = sorted({e.get("message", "")[:160] for e in errors})
+        time.sleep(0.2)
+        result["shm_leftovers"] = len(glob.glob(f"/dev/shm/mscomm-{job_tag}-*"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        sweep_shm(job_tag)
+    return result
+
+
+def propagation_main(args: argparse.Namespace) -> int:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(PROPAGATION_SCRIPT)
+        script = f.name
+    rows, runs, status = [], [], 0
+    try:
+        for fault in PROPAGATION_FAULTS:
+            for transport in ("shm", "tcp"):
+                for nranks in (2, 4):
+                    batch = [propagation_run(nranks, transport, fault, script) for _ in range(args.runs)]
+                    runs.extend(batch)
+                    times = [r["detect_s"] for r in batch if r.get("detect_s") is not None]
+                    row = {"fault": fault, "transport": transport, "nranks": nranks, "runs": len(batch),
+                           "errors": sorted({e for r in batch for e in r.get("survivor_errors", [])}),
+                           "median_s": statistics.median(times) if times else float("nan"),
+                           "max_s": max(times) if times else float("nan"),
+                           "shm_leftovers": sum(r.get("shm_leftovers", 0) for r in batch)}
+                    rows.append(row)
+                    if len(times) != len(batch) or row["shm_leftovers"] or row["max_s"] > 5:
+                        status = 1
+                    print(f"{fault:8} {transport:4} {nranks} ranks: median {row['median_s']:.3f} s, "
+                          f"max {row['max_s']:.3f} s, errors {row['errors']}", flush=True)
+    finally:
+        os.unlink(script)
+    print()
+    print(f"{'fault':8} {'transport':9} {'ranks':>5} {'median s':>9} {'max s':>7} {'survivors raised':>18} {'/dev/shm left':>13}")
+    for row in rows:
+        print(f"{row['fault']:8} {row['transport']:9} {row['nranks']:>5} {row['median_s']:>9.3f} {row['max_s']:>7.3f} "
+              f"{','.join(row['errors']):>18} {row['shm_leftovers']:>13}")
+    out = args.out or os.path.join(HERE, "results", "reliability-propagation.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"what": "seconds from a victim's fault (or a late survivor's entry) to the last survivor's "
+                           "exception, survivors looping over 1 MB allreduces", "summary": rows, "runs": runs},
+                  f, indent=1)
+    print(f"wrote {out}; RESULT: {'PASS' if status == 0 else 'FAIL'}")
+    return status
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "reliability-faults.json"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--propagation", action="store_true",
+                    help="measure how fast a rank that leaves or fails on its own is reported (see above)")
     args = ap.parse_args()
+    if args.propagation:
+        return propagation_main(args)
+    args.out = args.out or os.path.join(HERE, "results", "reliability-faults.json")
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(RANK_SCRIPT)
         script = f.name

@@ -33,5 +33,12 @@ void register_communicator(py::module_& m) {
       .def("channel", &Communicator::channel, py::arg("peer"), py::arg("local"), py::arg("remote"))
       .def("abort", &Communicator::abort, py::arg("reason") = "abort() called")
       .def("check", [](Communicator& c) { c.health().check(); })
+      .def("report_failure", [](Communicator& c, const std::string& message) {
+        // This process is failing outside mscomm (an uncaught exception): tell every rank, and
+        // fail here too, so close() does not wait for ranks that will never arrive.
+        if (c.closed() || !c.health().ok()) return;
+        c.bootstrap().report_failure(mscomm::ErrorKind::PeerFailure, message);
+        c.health().fail(mscomm::ErrorKind::PeerFailure, message);
+      }, py::arg("message"), py::call_guard<py::gil_scoped_release>())
       .def("close", &Communicator::close, py::call_guard<py::gil_scoped_release>());
 }

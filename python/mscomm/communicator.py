@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import sys
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -12,6 +13,7 @@ from mscomm import collectives
 from mscomm.work import Work
 
 _live: "weakref.WeakSet[Communicator]" = weakref.WeakSet()
+_created = 0  # communicators made so far in this process: their order, the same on every rank
 
 
 def create_unique_id(host: str = "127.0.0.1", port: int = 0) -> str:
@@ -64,11 +66,17 @@ class Communicator:
             raise InvalidArgument(f"rank and size must be integers, got {rank!r} and {size!r}")
         if timeout is not None and not timeout > 0:
             raise InvalidArgument(f"timeout must be positive (seconds), got {timeout!r}")
+        from mscomm import env
+
+        env.check_environment()
         self._core = _core.Communicator(rank, size, unique_id, -1.0 if timeout is None else float(timeout))
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None
         self._splits = 0
         self._registered: dict[int, Any] = {}
+        global _created
+        _created += 1
+        self._order = _created
         _live.add(self)
 
     # -- identity -------------------------------------------------------------------------
@@ -251,9 +259,28 @@ class Communicator:
         return f"<mscomm.Communicator rank={self.rank} size={self.size} hosts={self.num_hosts}>"
 
 
+def _report_uncaught(exc_type: type, exc: BaseException, tb: Any) -> None:
+    """An exception that ends the program: every rank of every live communicator hears of it now,
+    instead of waiting for this rank until its timeout."""
+    for comm in list(_live):
+        try:
+            if not comm.closed:
+                comm._core.report_failure(
+                    f"rank {comm.rank} raised {exc_type.__name__}: {str(exc)[:500]} (its process is exiting)")
+        except Exception:  # noqa: BLE001 - never hide the user's traceback
+            pass
+    _previous_excepthook(exc_type, exc, tb)
+
+
+_previous_excepthook = sys.excepthook
+sys.excepthook = _report_uncaught
+
+
 @atexit.register
 def _close_all() -> None:
-    for comm in list(_live):
+    # Closing is collective: every rank closes its communicators in the same order (newest
+    # first), so no two ranks wait in the close barriers of different communicators.
+    for comm in sorted(_live, key=lambda c: -c._order):
         try:
             comm.close()
         except Exception:  # noqa: BLE001 - interpreter is exiting; never mask the real exit status

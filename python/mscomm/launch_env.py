@@ -104,10 +104,11 @@ def _reachable_host(local_only: bool) -> str:
     return socket.gethostbyname(socket.gethostname())
 
 
-def _unique_id(info: LaunchInfo) -> str:
+def _unique_id(info: LaunchInfo) -> tuple[str, object]:
+    """The job's unique id, and an object to keep alive until every rank has joined (a store)."""
     env = os.environ
     if info.launcher == "mscomm-run":
-        return env["MSCOMM_UNIQUE_ID"]
+        return env["MSCOMM_UNIQUE_ID"], None
     if info.launcher == "torchrun":
         return _unique_id_torchrun(info)
     if info.launcher == "mpirun":
@@ -118,13 +119,13 @@ def _unique_id(info: LaunchInfo) -> str:
         world = MPI.COMM_WORLD
         local_size = int(env.get("OMPI_COMM_WORLD_LOCAL_SIZE", env.get("MPI_LOCALNRANKS", "0")) or 0)
         uid = create_id_on_rank0(info, _reachable_host(local_size == info.size))
-        return world.bcast(uid, root=0)
+        return world.bcast(uid, root=0), None
     if info.launcher == "slurm":
         nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", env.get("SLURM_NODELIST", "localhost")))
         port = _env_int("MASTER_PORT") + _env_int_registry("MSCOMM_PORT_OFFSET") if "MASTER_PORT" in env \
             else _env_int_registry("MSCOMM_BOOTSTRAP_PORT")
-        return _secret_id(env.get("MASTER_ADDR", nodes[0]), port, "mscomm.init() under Slurm")
-    return _core.create_unique_id("127.0.0.1", 0)
+        return _secret_id(env.get("MASTER_ADDR", nodes[0]), port, "mscomm.init() under Slurm"), None
+    return _core.create_unique_id("127.0.0.1", 0), None
 
 
 def create_id_on_rank0(info: LaunchInfo, host: str) -> str:
@@ -139,19 +140,25 @@ def _env_int_registry(name: str) -> int:
         raise InvalidArgument(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def _unique_id_torchrun(info: LaunchInfo) -> str:
+def _unique_id_torchrun(info: LaunchInfo) -> tuple[str, object]:
     env = os.environ
+    if "MASTER_PORT" not in env:
+        raise InvalidArgument("mscomm.init(): RANK, WORLD_SIZE and MASTER_ADDR are set but MASTER_PORT is not; "
+                              "set it to a free port on MASTER_ADDR (the same on every rank)")
     addr, port = env["MASTER_ADDR"], _env_int("MASTER_PORT")
     try:
         from torch.distributed import TCPStore
     except ImportError:
-        return _secret_id(addr, port + _env_int_registry("MSCOMM_PORT_OFFSET"), "mscomm.init() under torchrun without torch")
+        return _secret_id(addr, port + _env_int_registry("MSCOMM_PORT_OFFSET"),
+                          "mscomm.init() under torchrun without torch"), None
     from datetime import timedelta
 
     global _inits
     key = f"mscomm/unique_id/{_inits}"
     _inits += 1
-    # torchrun's agent already serves a store on MASTER_PORT; otherwise rank 0 hosts it.
+    # torchrun's agent already serves a store on MASTER_PORT; otherwise (a hand launch: RANK,
+    # WORLD_SIZE, MASTER_ADDR, MASTER_PORT set by a script) rank 0 hosts it, and must keep it up
+    # until every rank has read the id: the caller holds the store until the communicator exists.
     agent_store = env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
     timeout = timedelta(seconds=_env_int_registry("MSCOMM_BOOTSTRAP_TIMEOUT"))
     store = TCPStore(addr, port, info.size, is_master=(info.rank == 0 and not agent_store), timeout=timeout,
@@ -159,7 +166,7 @@ def _unique_id_torchrun(info: LaunchInfo) -> str:
     if info.rank == 0:
         local = addr in ("127.0.0.1", "localhost") or int(env.get("LOCAL_WORLD_SIZE", "0") or 0) == info.size
         store.set(key, _core.create_unique_id(_reachable_host(local) if not local else "127.0.0.1", 0))
-    return store.get(key).decode()
+    return store.get(key).decode(), store
 
 
 def init(timeout: float | None = None) -> Communicator:
@@ -179,7 +186,9 @@ def init(timeout: float | None = None) -> Communicator:
     info = detect()
     if not 0 <= info.rank < info.size:
         raise InvalidArgument(f"{info.launcher}: rank {info.rank} is outside 0..{info.size - 1}")
-    comm = Communicator(info.rank, info.size, _unique_id(info), timeout)
+    unique_id, keep_until_joined = _unique_id(info)
+    comm = Communicator(info.rank, info.size, unique_id, timeout)
+    del keep_until_joined  # every rank has joined the bootstrap: none needs the store any more
     _default.set(comm)
     return comm
 

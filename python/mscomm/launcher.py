@@ -1,7 +1,11 @@
 """``mscomm-run -n N [options] [--] command ...``: run N local ranks of a job.
 
 Each rank gets ``MSCOMM_UNIQUE_ID``, ``MSCOMM_RANK``, ``MSCOMM_WORLD_SIZE``, ``MSCOMM_LOCAL_RANK``,
-``MSCOMM_LOCAL_SIZE`` and ``MSCOMM_JOB_TAG``; its output lines are prefixed with ``[rank]``.
+``MSCOMM_LOCAL_SIZE`` and ``MSCOMM_JOB_TAG``, and the standard ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` (a free port of its own),
+so ``torch.distributed.init_process_group("mscomm")`` (or ``"gloo"``) works as under torchrun; its
+output lines are prefixed with ``[rank]``. A command that is a Python script
+(``mscomm-run -n 2 train.py``) runs with the current interpreter.
 Ctrl-C is forwarded to every rank. When a rank fails, the others are ended and ``mscomm-run``
 exits non-zero naming the rank that failed first. At exit, shared-memory segments of the job
 left behind by killed ranks are removed.
@@ -61,9 +65,16 @@ def sweep_shm(job_tag: str) -> list[str]:
     return removed
 
 
-def job_environment(rank: int, size: int, unique_id: str, job_tag: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of one rank (also used by tests that start ranks themselves)."""
+def job_environment(rank: int, size: int, unique_id: str, job_tag: str, extra: dict[str, str] | None = None,
+                    master_port: int | None = None) -> dict[str, str]:
+    """The environment of one rank (also used by tests that start ranks themselves).
+
+    With ``master_port``, also the variables torch's ``env://`` rendezvous reads (the same
+    ``master_port`` for every rank of the job)."""
     env = dict(os.environ)
+    if master_port is not None:
+        env.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(size),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(master_port))
     env.update(
         MSCOMM_UNIQUE_ID=unique_id,
         MSCOMM_RANK=str(rank),
@@ -83,10 +94,27 @@ def new_job(host: str = "127.0.0.1") -> tuple[str, str]:
     return unique_id, secrets.token_hex(4)
 
 
+def resolve_command(command: Sequence[str]) -> list[str]:
+    """A Python script given as the command runs with this interpreter; another file in the
+    current folder runs as ``./file``; anything else is looked up on PATH as usual."""
+    command = list(command)
+    program = command[0]
+    if os.path.isfile(program):
+        if program.endswith(".py") or not os.access(program, os.X_OK):
+            return [sys.executable, *command]
+        if os.sep not in program:
+            return [os.path.join(".", program), *command[1:]]
+    return command
+
+
 def run(command: Sequence[str], nranks: int, *, timeout: float | None = None, prefix: bool = True,
         extra_env: dict[str, str] | None = None) -> int:
     """Run ``command`` as ``nranks`` ranks; returns the exit status for the launcher."""
     unique_id, job_tag = new_job()
+    master_port = _free_port("127.0.0.1")
+    while f":{master_port}/" in unique_id:
+        master_port = _free_port("127.0.0.1")
+    command = resolve_command(command)
     lock = threading.Lock()
     procs: list[subprocess.Popen[bytes]] = []
     pumps: list[threading.Thread] = []
@@ -101,7 +129,7 @@ def run(command: Sequence[str], nranks: int, *, timeout: float | None = None, pr
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for rank in range(nranks):
-            p = subprocess.Popen(list(command), env=job_environment(rank, nranks, unique_id, job_tag, extra_env),
+            p = subprocess.Popen(command, env=job_environment(rank, nranks, unique_id, job_tag, extra_env, master_port),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
             procs.append(p)
             tag = f"[{rank}] " if prefix else ""
@@ -126,8 +154,11 @@ def run(command: Sequence[str], nranks: int, *, timeout: float | None = None, pr
 
 def _supervise(procs: list[subprocess.Popen[bytes]], timeout: float | None, interrupted: dict[str, int]) -> int:
     start = time.monotonic()
+    left_early: list[int] = []  # ranks that exited 0 while others still ran
     while True:
         codes = [p.poll() for p in procs]
+        if any(c is None for c in codes):
+            left_early += [r for r, c in enumerate(codes) if c == 0 and r not in left_early]
         failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
         if interrupted["signal"]:
             _end_all(procs)
@@ -139,6 +170,10 @@ def _supervise(procs: list[subprocess.Popen[bytes]], timeout: float | None, inte
             _end_all(procs)
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             extra = f"; ended ranks {others}" if others else ""
+            early = [r for r in left_early if r != rank]
+            if early:
+                extra += f" (rank{'s' if len(early) > 1 else ''} {', '.join(map(str, early))} had exited with status 0 " \
+                         "while the others still ran)"
             print(f"mscomm-run: rank {rank} failed first: it {how}{extra}", file=sys.stderr)
             return code if code > 0 else 128 - code
         if all(c == 0 for c in codes):

@@ -68,7 +68,17 @@ class Bootstrap {
   // why it failed (or this rank aborted); kLostRoot: only the connection to rank 0 broke, a
   // symptom whose cause a transport of this rank may know better.
   static constexpr int kCauseKnown = 1, kLostRoot = 2;
+  // How long a wait for a rank that announced it is leaving goes on (what it sent last may still
+  // be on its way) before it fails.
+  static constexpr double kLeftGraceSeconds = 0.5;
   const std::atomic<int>& failure_flag() const { return failed_; }
+
+  // Tells every other rank that this one is closing its communicator: from now on it sends
+  // nothing but what is already on its way, so a peer still waiting for it has lost it.
+  void announce_leaving();
+  // Whether `rank` has announced that it is closing; left_count() is cheap to poll.
+  bool has_left(int rank) const { return left_[rank].load(std::memory_order_acquire); }
+  const std::atomic<int>& left_count() const { return left_count_; }
 
   // Says goodbye. Rank 0 then waits (up to timeout_s) for every other rank to leave too.
   void close(double timeout_s);
@@ -101,6 +111,8 @@ class Bootstrap {
   std::map<std::pair<int, uint64_t>, std::vector<std::string>> mailbox_;
   std::atomic<int> failed_{0};
   Failure failure_{ErrorKind::Internal, ""};
+  std::unique_ptr<std::atomic<bool>[]> left_;
+  std::atomic<int> left_count_{0};
 };
 
 }  // namespace mscomm

@@ -34,8 +34,10 @@ class Health {
 
   // Waits until ready() holds: spins `spin` times, then yields the core, then sleeps in short
   // steps. Throws TimeoutError naming describe() after timeout_s, or the failure that ended it.
+  // `peer`: the rank whose action would make ready() true; when it announces that it is closing
+  // its communicator, the wait fails (PeerFailure: that rank has left) instead of timing out.
   template <class Ready>
-  void wait(Ready&& ready, double timeout_s, const std::function<std::string()>& describe) const {
+  void wait(Ready&& ready, double timeout_s, const std::function<std::string()>& describe, int peer = -1) const {
     for (int i = 0; i < spin_; ++i) {
       if (ready()) return;
 #if defined(__x86_64__)
@@ -43,6 +45,7 @@ class Health {
 #endif
     }
     auto start = std::chrono::steady_clock::now();
+    double left_seen = -1;
     for (uint64_t iter = 0;; ++iter) {
       if (ready()) return;
       if (!ok()) {
@@ -59,6 +62,10 @@ class Health {
       if ((iter & 63) == 0) {
         double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (waited > timeout_s) throw_timeout(describe(), waited);
+        if (peer >= 0 && left_count_->load(std::memory_order_relaxed) && peer_left(peer)) {
+          if (left_seen < 0) left_seen = waited;
+          if (waited - left_seen > kLeftGraceSeconds) throw_left(peer, describe());
+        }
         if (waited > kYieldSeconds) {
           std::this_thread::sleep_for(std::chrono::microseconds(waited > 0.1 ? 500 : 50));
           continue;
@@ -69,10 +76,13 @@ class Health {
   }
 
  private:
-  static constexpr double kYieldSeconds = 0.002, kGraceSeconds = 0.2;
+  static constexpr double kYieldSeconds = 0.002, kGraceSeconds = 0.2, kLeftGraceSeconds = 0.5;
   [[noreturn]] void throw_timeout(const std::string& what, double waited) const;
+  bool peer_left(int peer) const;
+  [[noreturn]] void throw_left(int peer, const std::string& what) const;
 
   const std::atomic<int>* peer_failed_;
+  const std::atomic<int>* left_count_;
   Bootstrap* bootstrap_;
   int rank_, spin_;
   std::atomic<int> failed_{0};

@@ -5,7 +5,16 @@
 namespace mscomm {
 
 Health::Health(Bootstrap* bootstrap, int rank, int spin)
-    : peer_failed_(&bootstrap->failure_flag()), bootstrap_(bootstrap), rank_(rank), spin_(spin) {}
+    : peer_failed_(&bootstrap->failure_flag()), left_count_(&bootstrap->left_count()), bootstrap_(bootstrap),
+      rank_(rank), spin_(spin) {}
+
+bool Health::peer_left(int peer) const { return bootstrap_->has_left(peer); }
+
+void Health::throw_left(int peer, const std::string& what) const {
+  throw PeerFailure("rank " + std::to_string(peer) + " has left: it closed its communicator (or its process exited) "
+                    "while rank " + std::to_string(rank_) + " still waits for it in " + what +
+                    "; every rank must call the same collectives before it closes or exits");
+}
 
 void Health::fail(ErrorKind kind, const std::string& message) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -23,7 +23,8 @@ void Semaphore::wait(double timeout_s) {
   const uint64_t target = expected_ + 1;
   health_->wait([&] { return inbound_->load(std::memory_order_acquire) >= target; }, timeout_s,
                 [&] { return "wait for a signal from rank " + std::to_string(peer()) + " (semaphore " +
-                             std::to_string(slot_) + ", signal #" + std::to_string(target) + ")"; });
+                             std::to_string(slot_) + ", signal #" + std::to_string(target) + ")"; },
+                peer());
   expected_ = target;
 }
 

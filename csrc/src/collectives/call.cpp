@@ -117,6 +117,11 @@ void run_collective(Communicator& comm, Collective what, size_t count, DataType 
     if (ctx.tuning.check_args && !p2p) check_all_ranks(c);
     algorithm_fn(c);
   } catch (const Error& e) {
+    // A failure that started here (a timeout, an argument only this rank got wrong, a peer that
+    // left) is reported to every rank, so none waits for this one in vain; one reported by
+    // another rank is already known everywhere.
+    if (e.kind() != ErrorKind::Aborted && !comm.bootstrap().failure_flag().load())
+      comm.bootstrap().report_failure(e.kind(), e.what());
     comm.health().fail(e.kind(), std::string(e.what()) + " [the communicator cannot be used after this error]");
     throw;
   }

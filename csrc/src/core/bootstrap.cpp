@@ -81,7 +81,8 @@ UniqueId create_unique_id(const std::string& host, int port) {
 }
 
 Bootstrap::Bootstrap(int rank, int size, const UniqueId& id, double timeout_s)
-    : rank_(rank), size_(size), secret_(id.secret) {
+    : rank_(rank), size_(size), secret_(id.secret), left_(new std::atomic<bool>[size > 0 ? size : 1]) {
+  for (int r = 0; r < size; ++r) left_[r].store(false);
   MSCOMM_CHECK_ARG(size >= 1, "world size must be >= 1, got " + std::to_string(size));
   MSCOMM_CHECK_ARG(rank >= 0 && rank < size,
                    "rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
@@ -210,10 +211,14 @@ void Bootstrap::reader_loop() {
         case kStatus:
           status_[h.tag] = std::move(payload);
           break;
+        case kLeaving:
+          if (h.src >= 0 && h.src < size_ && !left_[h.src].exchange(true)) left_count_.fetch_add(1);
+          break;
         case kFailure: {
           lock.unlock();
           ErrorKind kind = payload.empty() ? ErrorKind::PeerFailure : static_cast<ErrorKind>(payload[0]);
-          if (kind > ErrorKind::Aborted || kind == ErrorKind::Timeout) kind = ErrorKind::PeerFailure;
+          // A rank that timed out reports it as a timeout (its message names whom it waited for).
+          if (kind > ErrorKind::Aborted) kind = ErrorKind::PeerFailure;
           std::string msg = payload.size() > 1 ? payload.substr(1) : "unknown failure";
           record_failure(kind, "rank " + std::to_string(h.src) + " failed: " + msg);
           break;
@@ -237,6 +242,13 @@ void Bootstrap::check() const {
   if (!failed_.load(std::memory_order_acquire)) return;
   std::lock_guard<std::mutex> lock(mu_);
   throw_error(failure_.kind, failure_.message);
+}
+
+void Bootstrap::announce_leaving() {
+  try {
+    send_frame(kLeaving, -1, 0, "");
+  } catch (const Error&) {
+  }
 }
 
 void Bootstrap::report_failure(ErrorKind kind, const std::string& message) {
@@ -269,6 +281,9 @@ std::vector<std::string> Bootstrap::allgather(const std::string& mine, const std
       for (int r = 0; r < size_; ++r) {
         size_t cut = out[r].find('\0');
         std::string theirs = cut == std::string::npos ? "?" : out[r].substr(0, cut);
+        if (theirs != what && theirs == "close")
+          throw PeerFailure("rank " + std::to_string(r) + " has left: it is closing its communicator (or its process "
+                            "is exiting) while rank " + std::to_string(rank_) + " is in '" + what + "'");
         if (theirs != what)
           throw InvalidArgument("bootstrap operation #" + std::to_string(seq) + ": rank " + std::to_string(rank_) +
                                 " is in '" + what + "' but rank " + std::to_string(r) + " is in '" + theirs +
@@ -278,6 +293,14 @@ std::vector<std::string> Bootstrap::allgather(const std::string& mine, const std
       return out;
     }
     if (failed_.load()) throw_error(failure_.kind, failure_.message + " (during " + what + ")");
+    // A rank that is closing will not join any other operation: waiting for it is hopeless.
+    // (Its own "close" may still be on its way: give the result a moment to arrive.)
+    if (left_count_.load() && what != "close" && deadline.elapsed() > kLeftGraceSeconds) {
+      for (int r = 0; r < size_; ++r)
+        if (r != rank_ && left_[r].load())
+          throw PeerFailure("rank " + std::to_string(r) + " has left: it closed its communicator (or its process "
+                            "exited) while rank " + std::to_string(rank_) + " waits for it in '" + what + "'");
+    }
     if (deadline.expired()) {
       lock.unlock();
       throw_timeout(what, seq, deadline.elapsed());

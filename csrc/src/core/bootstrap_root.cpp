@@ -161,6 +161,10 @@ bool BootstrapRoot::handle_frame(Conn& c) {
       broadcast_failure(c.rank, static_cast<uint8_t>(payload[0]), payload.substr(1));
       return true;
     }
+    case kLeaving:
+      for (int r = 0; r < size_; ++r)
+        if (r != c.rank && ranks_[r]) send_to(r, kLeaving, c.rank, 0, "");
+      return true;
     case kBye:
       c.bye = true;
       state_[c.rank] = kLeft;

@@ -20,6 +20,7 @@ enum FrameType : uint16_t {
   kBye = 9,              // client -> root: leaving cleanly
   kStatusRequest = 10,   // client -> root: tag = sequence number
   kStatus = 11,          // root -> client: one RankState byte per rank
+  kLeaving = 12,         // client -> root -> every other client: src is closing its communicator
 };
 
 enum RankState : uint8_t { kNeverJoined = 0, kJoined = 1, kContributed = 2, kFailed = 3, kLeft = 4 };

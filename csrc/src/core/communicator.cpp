@@ -73,11 +73,15 @@ int spin_count(bool oversubscribed) {
 Communicator::Communicator(int rank, int size, const std::string& unique_id, double timeout_s)
     : rank_(rank), size_(size), timeout_s_(timeout_s < 0 ? env_double("MSCOMM_TIMEOUT") : timeout_s) {
   MSCOMM_CHECK_ARG(timeout_s_ > 0, "timeout must be positive, got " + std::to_string(timeout_s_));
+  check_environment();  // a bad MSCOMM_ value fails here, on every rank, not at first use
   UniqueId id = UniqueId::parse(unique_id);
   const double boot_timeout = env_double("MSCOMM_BOOTSTRAP_TIMEOUT");
   bootstrap_ = std::make_unique<Bootstrap>(rank, size, id, boot_timeout);
   name_prefix_ = shm_prefix(id.secret);
   health_ = std::make_shared<Health>(bootstrap_.get(), rank, 20000);
+  // Waiting for the other ranks to arrive can take long (they may still be starting, or never
+  // come); no segment exists during that wait, so a rank killed in it leaves nothing in /dev/shm.
+  bootstrap_->barrier("communicator setup (all ranks joined)", boot_timeout);
 
   const size_t control_bytes = static_cast<size_t>(size) * kSlotsPerPeer * ShmConnection::kStride * sizeof(uint64_t);
   control_ = RegisteredMemory::create(rank, 0, control_bytes, name_prefix_);
@@ -240,7 +244,16 @@ void Communicator::close() {
   if (closed_) return;
   closed_ = true;
   const double grace = env_double("MSCOMM_SHUTDOWN_TIMEOUT");
-  if (health_->ok()) {
+  const bool healthy = health_->ok();
+  if (healthy) {
+    try {
+      // What this rank sent last is written out before the others hear that it is leaving, so
+      // a peer that still waits for it after the notice waits in vain, and is told so at once.
+      for (int r = 0; r < size_; ++r)
+        if (r != rank_ && !same_host(r)) tcp_->wait_sent(r, std::min(grace, 5.0));
+    } catch (const Error&) {
+    }
+    bootstrap_->announce_leaving();
     try {
       bootstrap_->barrier("close", grace);
     } catch (const Error&) {
@@ -250,7 +263,8 @@ void Communicator::close() {
   tcp_->stop();
   connections_.clear();
   peer_control_.clear();
-  bootstrap_->close(grace);
+  // A failed communicator: the others have been told; rank 0 need not wait long for them to leave.
+  bootstrap_->close(healthy && health_->ok() ? grace : std::min(grace, 1.0));
 }
 
 CollectiveContext& Communicator::collectives() {

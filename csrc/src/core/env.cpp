@@ -81,6 +81,7 @@ std::string env_string(const char* name) {
 
 int64_t env_int(const char* name) {
   std::string s = env_string(name);
+  env_check_value(name, s);
   char* end = nullptr;
   long long v = std::strtoll(s.c_str(), &end, 10);
   if (s.empty() || *end != '\0')
@@ -90,6 +91,7 @@ int64_t env_int(const char* name) {
 
 double env_double(const char* name) {
   std::string s = env_string(name);
+  env_check_value(name, s);
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0' || !(v >= 0))

@@ -184,7 +184,7 @@ void TcpTransport::wait_sent(int peer, double timeout_s) {
   Peer& p = *peers_[peer];
   uint64_t target = p.queued.load(std::memory_order_relaxed);
   health_->wait([&] { return p.sent.load(std::memory_order_acquire) >= target; }, timeout_s,
-                [&] { return "TCP send to rank " + std::to_string(peer); });
+                [&] { return "TCP send to rank " + std::to_string(peer); }, peer);
 }
 
 void TcpTransport::flush(int peer, double timeout_s) {
@@ -192,7 +192,7 @@ void TcpTransport::flush(int peer, double timeout_s) {
   uint64_t seq = p.flushes.fetch_add(1) + 1;
   enqueue(kFlush, peer, 0, seq, nullptr, 0);
   health_->wait([&] { return p.acked.load(std::memory_order_acquire) >= seq; }, timeout_s,
-                [&] { return "flush to rank " + std::to_string(peer) + " (waiting for its acknowledgement)"; });
+                [&] { return "flush to rank " + std::to_string(peer) + " (waiting for its acknowledgement)"; }, peer);
 }
 
 void TcpTransport::peer_failed(int peer, const std::string& why) {
