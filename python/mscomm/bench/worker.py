@@ -82,6 +82,8 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
         return max(float(x.decode()) for x in boot.allgather(repr(v).encode(), comm.timeout))
 
     timer = Timer(lambda: boot.barrier(comm.timeout), max_over_ranks, args.reps)
+    if args.plan:  # the executor runs it, selected by name like any algorithm
+        args.algorithm = comm.load_plan(args.plan).name
     rows: list[dict] = []
     inplace: list[dict] = []
     for nbytes in args.sizes:
@@ -117,7 +119,9 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
     result = {"backend": "mscomm", "rows": rows}
     if inplace:
         result["in_place"] = inplace
-    if args.collective == "allreduce":
+    if args.collective == "allreduce" and args.plan:
+        result["algorithms"] = {str(nb): args.algorithm for nb in args.sizes}
+    elif args.collective == "allreduce":
         from mscomm import _core
 
         def algo(nb: int) -> str:  # "out of place/in place" when the two differ
@@ -197,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p = arguments("mscomm.bench.worker")
     p.add_argument("--check", action="store_true")
     p.add_argument("--algorithm", default=None)
+    p.add_argument("--plan", default=None, help="plan JSON to run with the executor")
     p.add_argument("--register", action="store_true", help="register the buffers (comm.register)")
     p.add_argument("--gloo", action="store_true")
     p.add_argument("--torch", action="store_true", help="measure mscomm through torch.distributed")
