@@ -424,3 +424,26 @@ def test_accepted_mutants_run_within_bounds():
     finally:
         os.unlink(path)
     assert job[0].results[-1] >= 5
+
+
+def test_bench_runs_a_plan(tmp_path, capfd):
+    """``mscomm-bench allreduce --plan ring.json``: the executor runs the plan (by name) and checks it."""
+    from mscomm.bench.cli import main
+
+    path = tmp_path / "ring2.json"
+    path.write_text(json.dumps(ring_plan("allreduce", 2, "ring2")))
+    out = tmp_path / "report.json"
+    assert main(["allreduce", "-n", "2", "--min", "4K", "--max", "64K", "--factor", "16", "--check", "--plan",
+                 str(path), "--json", str(out), "--reps", "2", "--warmup", "1", "--timeout", "120"]) == 0
+    ms = {r["backend"]: r for r in json.loads(out.read_text())["results"]}["mscomm"]
+    assert [r["wrong"] for r in ms["rows"] + ms["in_place"]] == [0, 0, 0, 0]
+    assert set(ms["algorithms"].values()) == {"plan:ring2"}
+    assert "plan:ring2" in capfd.readouterr().out
+
+
+def test_plans_module_doctest():
+    import doctest
+
+    from mscomm import plans as module
+
+    assert doctest.testmod(module).failed == 0
