@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import run_job
+from harness import run_job, transports_env
 from plan_builders import ring_plan
 
 from mscomm import _core, plans
@@ -39,6 +39,8 @@ import itertools, ml_dtypes
 plan_list = json.load(open(os.environ["TEST_PLANS"]))
 DTYPES = os.environ.get("TEST_DTYPES", "float16,bfloat16,float32,float64,int8,int32,int64,uint8").split(",")
 COUNTS = [int(c) for c in os.environ.get("TEST_COUNTS", "1,7,1003,6007").split(",")]
+if os.environ.get("TEST_RANKS_PER_HOST"):  # emulate several hosts: shm within, TCP between
+    os.environ["MSCOMM_HOST_ID"] = f"host{RANK // int(os.environ['TEST_RANKS_PER_HOST'])}"
 comm = mscomm.init()
 N, me = comm.size, comm.rank
 fail = []
@@ -148,8 +150,7 @@ def run_plans(nranks: int, plan_list: list[dict], transport: str, env: dict | No
         path = f.name
     try:
         extra = {**SMALL, "TEST_PLANS": path, **(env or {})}
-        if transport == "tcp":
-            extra["MSCOMM_FORCE_TCP"] = "1"
+        extra.update(transports_env(transport))
         job = run_job(nranks, BODY, env=extra, timeout=timeout).check_ok()
     finally:
         os.unlink(path)
@@ -159,17 +160,19 @@ def run_plans(nranks: int, plan_list: list[dict], transport: str, env: dict | No
         assert not res["fail"], f"rank {r.rank}: " + "\n".join(res["fail"])
 
 
-@pytest.mark.parametrize("nranks,transport", [(2, "shm"), (2, "tcp"), (3, "shm"), (3, "tcp"), (4, "shm"), (4, "tcp")],
+@pytest.mark.parametrize("nranks,transport", [(2, "shm"), (2, "tcp"), (3, "shm"), (3, "tcp"), (4, "shm"),
+                                              (4, "2perhost")],
                          ids=lambda v: f"{v}ranks" if isinstance(v, int) else v)
 def test_executor_matches_numpy(nranks, transport):
-    """Ring plans and the ForestColl plans of the small zoo topologies, every dtype, both layouts."""
+    """Ring plans and the ForestColl plans of the small zoo topologies, every dtype, both layouts
+    (2perhost: two emulated hosts of two ranks, so one plan runs over shared memory and TCP)."""
     plan_list = [ring_plan(c, nranks, f"ring{nranks}-{c}") for c in COLLECTIVES]
     for topo, tag in _zoo_small().get(nranks, []):
         plan_list += forestcoll_plans(topo, tag)
     env = {} if transport == "shm" else {"TEST_DTYPES": "float16,float32,int8,int64", "TEST_COUNTS": "1,7,6007"}
     if nranks == 4 and transport == "shm":  # every dtype ran at 2 and 3 ranks already
         env = {"TEST_DTYPES": "bfloat16,float32,int8,uint8"}
-    if transport == "tcp":  # the transport moves bytes alike for every dtype
+    if transport != "shm":  # the transport moves bytes alike for every dtype
         for p in plan_list[3:]:
             p["_dtypes"] = ["float32"]
     run_plans(nranks, plan_list, transport, env)
