@@ -129,7 +129,8 @@ def executor_json(plan: dict) -> str:
         part = head if r == 0 else rank_steps(plan, r)
         ranks.append({"rank": r, "scratch_chunks": part.get("scratch_chunks", 0),
                       "steps": [_step(s) for s in part["steps"]]})
-    obj = {"name": str(plan.get("name") or plan.get("topology") or "unnamed"), "collective": head["collective"],
+    name = plan.get("name") or (f"{plan['topology']}-{head['collective']}" if plan.get("topology") else "unnamed")
+    obj = {"name": str(name), "collective": head["collective"],
            "num_ranks": n, "k": head["k"], "ranks": ranks}
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
 

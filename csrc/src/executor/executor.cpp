@@ -29,7 +29,6 @@ Workspace::Workspace(Communicator& c)
       header_bytes((static_cast<size_t>(c.size()) * 2 * sizeof(Descriptor) + 4095) & ~size_t{4095}),
       slot_bytes(static_cast<size_t>(env_int("MSCOMM_PLAN_SLOT_BYTES")) & ~size_t{63}),
       piece_bytes(static_cast<size_t>(env_int("MSCOMM_PLAN_PIECE_BYTES")) & ~size_t{63}),
-      stream_min_bytes(static_cast<size_t>(env_int("MSCOMM_STREAM_MIN_BYTES"))),
       outgoing(c.size()) {
   MSCOMM_CHECK_ARG(slot_bytes >= 4096, "MSCOMM_PLAN_SLOT_BYTES must be at least 4096");
   MSCOMM_CHECK_ARG(piece_bytes >= 64, "MSCOMM_PLAN_PIECE_BYTES must be at least 64");
@@ -203,7 +202,6 @@ void Plan::run(const void* input, void* output, size_t count, DataType dtype, Re
   };
   char* const ws_base = static_cast<char*>(ws.mine.data());
   const ReduceOp pairwise = op == ReduceOp::Avg ? ReduceOp::Sum : op;
-  const bool stream = out_elems * es >= ws.stream_min_bytes;
   std::vector<bool> tcp(N, false);
   bool any_tcp = false;
   for (int q : prog.put_peers) any_tcp = any_tcp || (tcp[q] = ws.data[q]->transport() == Transport::Tcp);
@@ -282,8 +280,8 @@ void Plan::run(const void* input, void* output, size_t count, DataType dtype, Re
               const size_t n = len_of(out_class(index));
               if (!n) continue;
               char* dst = out + (user_offset(Buf::Output, index) + start) * es;
-              if (stream) stream_copy(dst, my_slot + s * cap_bytes, n * es);
-              else std::memcpy(dst, my_slot + s * cap_bytes, n * es);
+              // A plain copy: plans often forward what they receive, so keep it in the cache.
+              std::memcpy(dst, my_slot + s * cap_bytes, n * es);
             }
             break;
           }

@@ -88,7 +88,7 @@ struct Workspace {
   Communicator& comm;
   const void* health_key;  // identifies the communicator while this workspace lives
   int rank, size;
-  size_t header_bytes, slot_bytes, piece_bytes, stream_min_bytes;
+  size_t header_bytes, slot_bytes, piece_bytes;
   RegisteredMemory mine;
   std::vector<RegisteredMemory> all;
   std::vector<std::shared_ptr<Channel>> data;  // by peer (null for this rank)
