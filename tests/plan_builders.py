@@ -52,6 +52,26 @@ def ring_plan(collective: str, n: int, name: str | None = None) -> dict:
             "ranks": [{"rank": r, "scratch_chunks": scratch[r], "steps": steps[r]} for r in range(n)]}
 
 
+def exchange_plan() -> dict:
+    """A 2-rank allreduce where both ranks reduce everything themselves, rank 0 sending its input
+    only after writing its output: in place that input is already overwritten, so the executor
+    must run it from a private copy (a plan that is not in-place safe)."""
+    def put(peer, i, slot):
+        return {"op": "put", "peer": peer, "src": ["input", i], "dst": ["scratch", slot]}
+
+    def red(i):
+        return {"op": "reduce", "srcs": [["input", i], ["scratch", i]], "dst": ["output", i]}
+
+    rank0 = [{"op": "wait", "peer": 1}, red(0), red(1), put(1, 0, 0), put(1, 1, 1), {"op": "signal", "peer": 1}]
+    rank1 = [put(0, 0, 0), put(0, 1, 1), {"op": "signal", "peer": 0}, {"op": "wait", "peer": 0}, red(0), red(1)]
+    trees = [{"root": 0, "multiplicity": 1, "first_chunk": 0, "edges": [[0, 1, []]]},
+             {"root": 1, "multiplicity": 1, "first_chunk": 0, "edges": [[1, 0, []]]}]
+    return {"format": "mscomm-plan", "version": 1, "collective": "allreduce", "topology": "pair", "name": "exchange2",
+            "num_ranks": 2, "k": 1, "x_star": "1", "x": "1", "algbw_gbps": 1.0, "chunks_per_rank": 1,
+            "buffers": buffer_chunks("allreduce", 2, 1), "trees": trees,
+            "ranks": [{"rank": 0, "scratch_chunks": 2, "steps": rank0}, {"rank": 1, "scratch_chunks": 2, "steps": rank1}]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("kind", choices=["ring"])

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import run_job, transports_env
-from plan_builders import ring_plan
+from plan_builders import exchange_plan, ring_plan
 
 from mscomm import _core, plans
 from mscomm.errors import InvalidArgument
@@ -101,6 +101,8 @@ def run_case(p, coll, d, count, op, inplace, case):
 
 for entry in plan_list:
     p = comm.load_plan(entry)
+    if p._core.in_place_safe != (entry["name"] != "exchange2" or me != 0):
+        fail.append(f"{entry['name']}: in_place_safe is {p._core.in_place_safe} on rank {me}")
     coll = entry["collective"]
     dtypes, counts = entry.get("_dtypes", DTYPES), entry.get("_counts", COUNTS)
     for name, count in itertools.product(dtypes, counts):
@@ -167,6 +169,8 @@ def test_executor_matches_numpy(nranks, transport):
     """Ring plans and the ForestColl plans of the small zoo topologies, every dtype, both layouts
     (2perhost: two emulated hosts of two ranks, so one plan runs over shared memory and TCP)."""
     plan_list = [ring_plan(c, nranks, f"ring{nranks}-{c}") for c in COLLECTIVES]
+    if nranks == 2:  # not in-place safe: runs in place from a copy of the input
+        plan_list.append(exchange_plan())
     for topo, tag in _zoo_small().get(nranks, []):
         plan_list += forestcoll_plans(topo, tag)
     env = {} if transport == "shm" else {"TEST_DTYPES": "float16,float32,int8,int64", "TEST_COUNTS": "1,7,6007"}
@@ -259,7 +263,7 @@ out = mscomm.allreduce(np.ones(8, np.float32), out=np.zeros(8, np.float32))
 res["after"] = out.tolist()
 # wrong collective: an allgather plan given to allreduce
 import sys; sys.path.insert(0, "tests")
-from plan_builders import ring_plan
+from plan_builders import exchange_plan, ring_plan
 try:
     mscomm.allreduce(x.copy(), out=np.zeros(64, np.float32), plan=ring_plan("allgather", SIZE))
     res["wrong collective"] = "accepted"

@@ -14,6 +14,7 @@ void register_plan(py::module_& m) {
       .def_property_readonly("k", &Plan::k)
       .def_property_readonly("digest", &Plan::digest)
       .def_property_readonly("steps", &Plan::steps)
+      .def_property_readonly("in_place_safe", &Plan::in_place_safe)
       .def("run", [](Plan& p, uintptr_t input, uintptr_t output, size_t count, const std::string& dtype,
                      const std::string& op, double timeout) {
         const DataType t = parse_dtype(dtype);

@@ -44,6 +44,9 @@ class Plan {
   int k() const;
   const std::string& digest() const;  // hex; equal on every rank
   size_t steps() const;                // this rank's steps
+  // False when this rank reads an input chunk after writing its output twin: in place, the plan
+  // then runs from a private copy of the input.
+  bool in_place_safe() const;
 
   ~Plan();
 

@@ -103,6 +103,7 @@ int Plan::num_ranks() const { return program_->num_ranks; }
 int Plan::k() const { return program_->k; }
 const std::string& Plan::digest() const { return program_->digest; }
 size_t Plan::steps() const { return program_->num_steps; }
+bool Plan::in_place_safe() const { return program_->in_place_safe; }
 
 namespace {
 
