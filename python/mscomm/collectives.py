@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mscomm import _core, _default
+from mscomm import _core, _default, plans
 from mscomm.buffers import Buffer, as_buffer
 from mscomm.errors import InvalidArgument
 
@@ -111,7 +111,7 @@ def _output(what: str, x: Any, src: Buffer, out: Any, shape: tuple[int, ...], co
 
 
 def allreduce(x: Any, op: str = "sum", *, out: Any = None, comm: Any = None, timeout: float | None = None,
-              algorithm: str | None = None, async_op: bool = False) -> Any:
+              algorithm: str | None = None, async_op: bool = False, plan: Any = None) -> Any:
     """Reduce ``x`` element-wise across all ranks; every rank receives the result.
 
     Parameters
@@ -124,7 +124,11 @@ def allreduce(x: Any, op: str = "sum", *, out: Any = None, comm: Any = None, tim
         Where the result goes (same dtype and size as ``x``). Default: ``x`` itself (in place).
     algorithm : str, optional
         A row of the selection table (``mscomm.algorithms("allreduce", x)`` lists them), e.g.
-        ``"rsag"``; default: the automatic choice.
+        ``"rsag"``, or ``"plan:<name>"`` for a plan loaded with ``comm.load_plan``; default: the
+        automatic choice.
+    plan : path, dict or LoadedPlan, optional
+        Run this plan (docs/plan-format.md) with the executor; loaded on first use (see
+        :mod:`mscomm.plans`). Allgather and reduce_scatter take the same keyword.
 
     Returns
     -------
@@ -157,6 +161,9 @@ def allreduce(x: Any, op: str = "sum", *, out: Any = None, comm: Any = None, tim
     else:
         src = as_buffer(x, writable=False, what="allreduce: x")
         out, dst = _output("allreduce", x, src, out, (), src.count)
+    if plans.wants_plan(plan, algorithm):
+        return plans.submit(comm, "allreduce", plan, algorithm, src, dst, src.count, opname, _timeout(timeout), out,
+                            async_op)
     name = algorithm or ""
     return comm._submit(lambda: _core.allreduce(comm._core, src.ptr, dst.ptr, src.count, src.dtype, opname, 0,
                                                 _timeout(timeout), name), out, async_op)
@@ -194,13 +201,16 @@ def broadcast(x: Any, root: int = 0, *, comm: Any = None, timeout: float | None 
 
 
 def allgather(x: Any, *args: Any, out: Any = None, comm: Any = None, timeout: float | None = None,
-              algorithm: str | None = None, async_op: bool = False) -> Any:
+              algorithm: str | None = None, async_op: bool = False, plan: Any = None) -> Any:
     """Concatenate every rank's ``x`` in rank order along axis 0; returns the result (``out``, or a
     new array of shape ``(size * len(x), ...)``). ``x`` may be this rank's block of ``out``."""
     _no_extra("allgather", args, "allgather(x, out=y)")
     comm = _resolve_comm(comm)
     src = as_buffer(x, writable=False, what="allgather: x")
     out, dst = _output("allgather", x, src, out, _stacked(x, comm.size), src.count * comm.size)
+    if plans.wants_plan(plan, algorithm):
+        return plans.submit(comm, "allgather", plan, algorithm, src, dst, src.count, "sum", _timeout(timeout), out,
+                            async_op)
     name = algorithm or ""
     return comm._submit(lambda: _core.allgather(comm._core, src.ptr, dst.ptr, src.count, src.dtype, "sum", 0,
                                                 _timeout(timeout), name), out, async_op)
@@ -208,7 +218,7 @@ def allgather(x: Any, *args: Any, out: Any = None, comm: Any = None, timeout: fl
 
 def reduce_scatter(x: Any, op: str = "sum", *args: Any, out: Any = None, comm: Any = None,
                    timeout: float | None = None, algorithm: str | None = None,
-                   async_op: bool = False) -> Any:
+                   async_op: bool = False, plan: Any = None) -> Any:
     """Reduce ``x`` (``size`` equal blocks along axis 0) across ranks; rank r gets the reduced block r,
     in ``out`` or a new array of one block's shape, which it returns."""
     _no_extra("reduce_scatter", args, "reduce_scatter(x, op, out=y)")
@@ -220,6 +230,9 @@ def reduce_scatter(x: Any, op: str = "sum", *args: Any, out: Any = None, comm: A
                               "equal blocks")
     shape = _block(x, comm.size, "reduce_scatter") if out is None else ()
     out, dst = _output("reduce_scatter", x, src, out, shape, src.count // comm.size)
+    if plans.wants_plan(plan, algorithm):
+        return plans.submit(comm, "reduce_scatter", plan, algorithm, src, dst, dst.count, opname, _timeout(timeout),
+                            out, async_op)
     name = algorithm or ""
     return comm._submit(lambda: _core.reduce_scatter(comm._core, src.ptr, dst.ptr, dst.count, dst.dtype, opname, 0,
                                                      _timeout(timeout), name), out, async_op)

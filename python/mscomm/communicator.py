@@ -164,6 +164,13 @@ class Communicator:
 
         return register(self, x, timeout)
 
+    def load_plan(self, plan: Any, timeout: float | None = None, validate: bool = True) -> Any:
+        """Collective: checks a plan (path, dict or loaded plan) and compiles it for this communicator
+        once; returns a handle named ``"plan:<name>"`` that ``algorithm=`` selects. See mscomm.plans."""
+        from mscomm import plans
+
+        return plans.load(plan, comm=self, timeout=timeout, validate=validate)
+
     def _drain(self) -> None:
         """Waits for the async collective in flight, if any."""
         if self._pending is not None and not self._pending.done():

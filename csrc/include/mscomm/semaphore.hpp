@@ -26,6 +26,9 @@ class Semaphore {
   void wait(double timeout_s);
   // Consumes one signal if it has arrived; never blocks.
   bool poll();
+  // Waits until `total` signals have arrived in all and marks them consumed (no-op when already
+  // consumed): for counters that mean "done through step total", where a waiter may skip some.
+  void wait_until(uint64_t total, double timeout_s);
   int peer() const;
   uint32_t slot() const { return slot_; }
   uint64_t consumed() const { return expected_; }

@@ -28,4 +28,12 @@ void Semaphore::wait(double timeout_s) {
   expected_ = target;
 }
 
+void Semaphore::wait_until(uint64_t total, double timeout_s) {
+  if (total <= expected_) return;
+  health_->wait([&] { return inbound_->load(std::memory_order_acquire) >= total; }, timeout_s,
+                [&] { return "wait for signal #" + std::to_string(total) + " from rank " + std::to_string(peer()) +
+                             " (semaphore " + std::to_string(slot_) + ")"; });
+  expected_ = total;
+}
+
 }  // namespace mscomm

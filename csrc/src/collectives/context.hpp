@@ -21,6 +21,8 @@
 
 namespace mscomm {
 
+class Plan;  // mscomm/plan.hpp
+
 // Where a call's buffer lies: in registered buffer `handle` at `offset`, or (handle 0, not
 // registered) at address `offset` of the rank's process.
 struct BufferRef {
@@ -70,7 +72,7 @@ struct PlanRow {
   Collective collective;
   int world_size;
   size_t min_bytes = 0, max_bytes = 0;
-  uint64_t id = 0;  // the plan's handle, for the executor
+  std::shared_ptr<Plan> plan;  // what the executor runs
 };
 
 // Which ranks share a host, as the hierarchical algorithms need it.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "mscomm/errors.hpp"
+#include "mscomm/plan.hpp"
 
 namespace mscomm {
 
@@ -256,8 +257,25 @@ std::vector<Verdict> explain(const Query& q, const std::string& requested) {
   return out;
 }
 
-void run_plan(Communicator&, const PlanRow& plan, const void*, void*, size_t, const CollectiveOptions&) {
-  throw InternalError(plan.name + ": this build has no plan executor");
+void run_plan(Communicator&, const PlanRow& row, const void* input, void* output, size_t count,
+              const CollectiveOptions& opts) {
+  row.plan->run(input, output, count, opts.dtype, opts.op, opts.timeout_s);
+}
+
+void offer_plan(Communicator& comm, std::shared_ptr<Plan> plan, size_t min_bytes, size_t max_bytes) {
+  const std::string& c = plan->collective();
+  const Collective coll = c == "allreduce"        ? Collective::Allreduce
+                          : c == "allgather"      ? Collective::Allgather
+                          : c == "reduce_scatter" ? Collective::ReduceScatter
+                                                  : throw InvalidArgument("the executor runs no " + c + " plans");
+  PlanRow row{"plan:" + plan->name(), coll, plan->num_ranks(), min_bytes, max_bytes, std::move(plan)};
+  auto& plans = comm.collectives().plans;
+  for (PlanRow& p : plans)
+    if (p.name == row.name && p.collective == row.collective) {
+      p = std::move(row);  // the same name again: the newer plan replaces the row
+      return;
+    }
+  plans.push_back(std::move(row));
 }
 
 namespace {

@@ -55,6 +55,12 @@ const std::vector<EnvVar>& env_registry() {
        "measured faster. alltoall and reduce_scatter use single-copy reads at any size, broadcast never."},
       {"MSCOMM_SHM_SLOT_BYTES", "1048576", "Bytes of one pipeline slot of the shared-memory algorithms (two per rank)."},
       {"MSCOMM_TCP_SLOT_BYTES", "1048576", "Bytes of one pipe chunk: each rank keeps two receive slots of this size per sender (rings, chains, pairwise exchanges, send/recv)."},
+      {"MSCOMM_PLAN_PIECE_BYTES", "1048576",
+       "Largest piece of a chunk the plan executor moves per iteration: it runs a plan's steps once per piece, "
+       "so ranks pipeline pieces."},
+      {"MSCOMM_PLAN_SLOT_BYTES", "16777216",
+       "Bytes of one of the plan executor's two staging slots per rank (scratch chunks and landing zones of one "
+       "iteration); registered once per communicator on the first load_plan."},
       {"MSCOMM_SPIN", "auto", "Busy-wait iterations before a waiting rank yields; auto: short when ranks outnumber cores."},
       {"MSCOMM_MAX_FRAME_BYTES", "67108864", "Largest bootstrap message accepted from a peer."},
       {"MSCOMM_CHECK_ARGS", "0", "1: before every collective all ranks compare their arguments through the bootstrap (one extra round trip per call); 0: only the cheap checks between the ranks that exchange data."},

@@ -103,6 +103,10 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             wargs.append("--check")
         if args.algorithm:
             wargs += ["--algorithm", args.algorithm]
+        if args.plan:
+            if args.collective not in ("allreduce", "allgather", "reduce_scatter"):
+                raise SystemExit("mscomm-bench: --plan runs allreduce, allgather or reduce_scatter")
+            wargs += ["--plan", os.path.abspath(args.plan)]
         if args.register:
             wargs.append("--register")
         if "gloo" in peers:
@@ -222,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
     p.add_argument("--algorithm", default=None,
                    help="force a row of the selection table; --algorithm help lists the collective's rows")
+    p.add_argument("--plan", default=None,
+                   help="run this plan (JSON, docs/plan-format.md) with the executor instead of a built-in algorithm")
     p.add_argument("--register", action="store_true",
                    help="register mscomm's buffers (comm.register; with --backend torch mscomm.torch.register_tensor) "
                         "so large calls read the peers' buffers through shared mappings")

@@ -99,6 +99,8 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
         return max(float(x.decode()) for x in boot.allgather(repr(v).encode(), comm.timeout))
 
     timer = Timer(lambda: boot.barrier(comm.timeout), max_over_ranks, args.reps)
+    if args.plan:  # the executor runs it, selected by name like any algorithm
+        args.algorithm = comm.load_plan(args.plan).name
     rows: list[dict] = []
     inplace: list[dict] = []
     algorithms: dict[str, str] = {}  # by size: the selection table's choice ("out of place/in place" if they differ)
@@ -208,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p = arguments("mscomm.bench.worker")
     p.add_argument("--check", action="store_true")
     p.add_argument("--algorithm", default=None)
+    p.add_argument("--plan", default=None, help="plan JSON to run with the executor")
     p.add_argument("--register", action="store_true", help="register the buffers (comm.register)")
     p.add_argument("--gloo", action="store_true")
     p.add_argument("--torch", action="store_true", help="measure mscomm through torch.distributed")
