@@ -25,7 +25,7 @@ from .splitting import split_switches
 __all__ = ["generate", "Schedule", "Tree", "ScheduleError", "COLLECTIVES"]
 
 
-def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "scipy",
+def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "native",
              progress: Optional[Callable[[str, int, int], None]] = None,
              verify: bool = True) -> Schedule:
     """Throughput-optimal trees for allgather / reduce-scatter / allreduce on ``topology``.
@@ -36,7 +36,7 @@ def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "scip
     k : int, optional
         Trees per root. Default: the smallest k that reaches x* exactly. A given k gives the
         best rate k/U achievable with k trees per root (possibly below x*).
-    flow_func : {"scipy", "networkx"}
+    flow_func : {"native", "scipy", "networkx"}
         Max-flow solver.
     progress : callable, optional
         Called as ``progress(step, done, total)`` during long steps.

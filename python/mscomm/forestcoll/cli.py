@@ -51,7 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="message size in bytes for the theoretical time (default 1 GiB)")
     parser.add_argument("--no-ring", action="store_true", help="skip the ring baseline")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--flow", choices=("scipy", "networkx"), default="scipy",
+    parser.add_argument("--flow", choices=("native", "scipy", "networkx"), default="native",
                         help="max-flow solver")
     args = parser.parse_args(argv)
     if args.k is not None and args.k < 1:

@@ -43,7 +43,7 @@ class Optimum:
     rounds: int
 
 
-def optimal_throughput(net: IntTopology, flow_func: str = "scipy") -> Optimum:
+def optimal_throughput(net: IntTopology, flow_func: str = "native") -> Optimum:
     """Exact x* (GB/s) and a binding cut.
 
     Complexity: rounds x N max-flows on the topology plus a super-source.
@@ -113,7 +113,7 @@ def balance_switches(net: IntTopology, caps: Mapping[Arc, int]) -> dict[Arc, int
     return {a: c for a, c in caps.items() if c > 0}
 
 
-def fixed_k(net: IntTopology, k: int, x_star: Fraction, flow_func: str = "scipy"
+def fixed_k(net: IntTopology, k: int, x_star: Fraction, flow_func: str = "native"
             ) -> tuple[Fraction, dict[Arc, int]]:
     """Smallest U (trees per GB/s) for which k trees per root fit in floor(U·b_e) capacities.
 

@@ -41,14 +41,15 @@ class Batch:
     vertices: list[int] = field(default_factory=list)
     edges: list[tuple[int, int, tuple[int, ...]]] = field(default_factory=list)
     head: int = 0  # vertices before this one were already tried as parents
+    helper_node: int = -1  # its node s_j in the native helper network while it waits
 
     def copy(self, multiplicity: int) -> "Batch":
         return Batch(self.root, multiplicity, list(self.vertices), list(self.edges), self.head)
 
 
 def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[list]],
-               per_root: int, flow_func: str = "scipy", progress: Progress = None
-               ) -> list[Batch]:
+               per_root: int, flow_func: str = "native", progress: Progress = None,
+               prune: bool = True) -> list[Batch]:
     """Pack ``per_root`` spanning out-trees per compute node into ``caps``.
 
     Parameters
@@ -62,6 +63,9 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
         units from one segment, so it has exactly one switch path.
     per_root : int
         Trees per root k.
+    prune : bool
+        Skip arcs entering a set already shown tight for the batch being grown (the native
+        solver always prunes; scipy/networkx only with this flag, which costs a min cut).
 
     Returns
     -------
@@ -90,7 +94,22 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
     done: list[Batch] = []
     total = N * per_root
 
-    def margin(x: int, y: int) -> int:
+    others_total = [N * per_root]  # sum of waiting + partial multiplicities
+
+    if flow_func == "native":
+        helper = _NativeHelper(N, src, dst, unused, waiting)
+    else:
+        helper = None
+
+    def margin(x: int, y: int, want: int) -> tuple[int, Optional[np.ndarray]]:
+        """(margin, tight set) for arc (x, y); the margin is exact up to ``want`` (larger
+        values are reported as ``want``); the tight set (ranks on y's side of a min cut) is
+        returned when the margin is <= 0."""
+        others = int(waiting.sum()) + sum(b.multiplicity for b in partial)
+        if helper is not None:
+            flow, side = helper.query(x, y, others + want)
+            value = flow - others
+            return min(value, want), (None if value > 0 else side)
         extra_src = [np.full(N, x), np.full(len(partial), x)]
         extra_dst = [np.arange(N), N + np.arange(len(partial))]
         extra_cap = [waiting, np.array([b.multiplicity for b in partial], dtype=np.int64)]
@@ -101,15 +120,29 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
         net = Network(N + len(partial), np.concatenate([src, *extra_src]),
                       np.concatenate([dst, *extra_dst]), np.concatenate([unused, *extra_cap]),
                       flow_func)
-        others = int(waiting.sum()) + sum(b.multiplicity for b in partial)
-        return net.max_flow(x, y) - others
+        if prune:
+            value, side = net.min_cut(x, y)
+            value -= others
+            tight = None
+            if value <= 0:
+                tight = np.ones(N, dtype=bool)
+                tight[[v for v in side if v < N]] = False
+            return min(value, want), tight
+        return min(net.max_flow(x, y) - others, want), None
 
     for root in range(N):
         waiting[root] = 0
+        if helper is not None:
+            helper.set_waiting(root, 0)
         queue = [Batch(root, per_root, [root])]
         while queue:
             batch = queue.pop()
             partial = [b for b in partial if b is not batch]
+            if helper is not None and batch.helper_node >= 0:
+                helper.retire(batch)
+            # Sets X with margin <= 0 found while growing this batch: no arc into X from
+            # outside can be added until the batch is done (margins only shrink meanwhile).
+            tight: list[np.ndarray] = []
             in_tree = set(batch.vertices)
             may_retry = batch.head > 0
             while len(in_tree) < N:
@@ -126,8 +159,13 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     i = index[(x, y)]
                     if y in in_tree or unused[i] == 0:
                         continue
-                    mu = min(batch.multiplicity, int(unused[i]), margin(x, y))
+                    if any(X[y] and not X[x] for X in tight):
+                        continue
+                    want = min(batch.multiplicity, int(unused[i]))
+                    mu, blocked = margin(x, y, want)
                     if mu <= 0:
+                        if blocked is not None:
+                            tight.append(blocked)
                         continue
                     # One switch path per tree edge: the fullest segment, or the one that
                     # fits mu most tightly, so batches split as little as possible.
@@ -142,12 +180,16 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                         batch.head += 1
                         partial.append(rest)
                         queue.append(rest)
+                        if helper is not None:
+                            helper.enlist(rest)
                         batch.multiplicity = mu
                     seg[1] -= mu
                     if seg[1] == 0:
                         options.remove(seg)
                     path = seg[0]
                     unused[i] -= mu
+                    if helper is not None:
+                        helper.use(i, int(unused[i]))
                     batch.edges.append((x, y, path))
                     batch.vertices.append(y)
                     in_tree.add(y)
@@ -155,3 +197,58 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
         if progress:
             progress("packing trees", root + 1, N)
     return done
+
+
+class _NativeHelper:
+    """The margin network kept alive in the C++ core and updated in place.
+
+    Nodes: ranks ``0..N-1``, a hub ``z = N`` and one node ``s_j`` per waiting partial batch.
+    Arcs: the unused logical arcs; ``v -> z`` for every rank (capacity 0 except for the source
+    of the current query, where it is infinite); ``z -> root_j`` with the number of trees of
+    root j not started yet; ``z -> s_j`` with batch j's multiplicity and ``s_j -> v`` (infinite)
+    for its vertices. Routing the source through ``z`` gives the same cuts as arcs from the
+    source itself, without rebuilding anything per query.
+    """
+
+    def __init__(self, N: int, src: np.ndarray, dst: np.ndarray, unused: np.ndarray,
+                 waiting: np.ndarray) -> None:
+        from .maxflow import native_network
+
+        self.N = N
+        self.net = native_network(N + 1)
+        self.inf = self.net.INFINITY
+        self.arc0 = self.net.add_arcs(src, dst, unused) if src.size else 0
+        ranks = np.arange(N, dtype=np.int64)
+        self.to_hub = self.net.add_arcs(ranks, np.full(N, N, dtype=np.int64),
+                                        np.zeros(N, dtype=np.int64))
+        self.to_root = self.net.add_arcs(np.full(N, N, dtype=np.int64), ranks,
+                                         waiting.astype(np.int64))
+        self.free: list[tuple[int, int]] = []  # (node, hub arc) of retired batches
+
+    def query(self, x: int, y: int, limit: int) -> tuple[int, Optional[np.ndarray]]:
+        net = self.net
+        net.set_capacity(self.to_hub + x, self.inf)
+        flow = net.max_flow(x, y, limit)
+        side = None
+        if flow < limit:
+            side = net.source_side()[:self.N] == 0
+        net.set_capacity(self.to_hub + x, 0)
+        return int(flow), side
+
+    def set_waiting(self, root: int, count: int) -> None:
+        self.net.set_capacity(self.to_root + root, count)
+
+    def use(self, arc_index: int, left: int) -> None:
+        self.net.set_capacity(self.arc0 + arc_index, left)
+
+    def enlist(self, batch: Batch) -> None:
+        node = self.net.add_node()
+        hub_arc = self.net.add_arc(self.N, node, batch.multiplicity)
+        verts = np.asarray(batch.vertices, dtype=np.int64)
+        self.net.add_arcs(np.full(verts.size, node, dtype=np.int64), verts,
+                          np.full(verts.size, self.inf, dtype=np.int64))
+        batch.helper_node = hub_arc
+
+    def retire(self, batch: Batch) -> None:
+        self.net.set_capacity(batch.helper_node, 0)
+        batch.helper_node = -1

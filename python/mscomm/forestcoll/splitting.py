@@ -33,7 +33,7 @@ Split = tuple[int, int, int, int]  # (u, w, t, units)
 
 
 def split_switches(num_nodes: int, num_ranks: int, caps: dict[Arc, int], per_root: int,
-                   flow_func: str = "scipy", progress: Progress = None,
+                   flow_func: str = "native", progress: Progress = None,
                    hosts: Optional[Sequence[Hashable]] = None) -> tuple[dict[Arc, int], Segments]:
     """Split off every switch of ``caps`` (nodes ``num_ranks..num_nodes-1``).
 
