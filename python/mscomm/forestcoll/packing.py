@@ -94,18 +94,15 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
     done: list[Batch] = []
     total = N * per_root
 
-    others_total = [N * per_root]  # sum of waiting + partial multiplicities
-
     if flow_func == "native":
         helper = _NativeHelper(N, src, dst, unused, waiting)
     else:
         helper = None
 
-    def margin(x: int, y: int, want: int) -> tuple[int, Optional[np.ndarray]]:
+    def margin(x: int, y: int, want: int, others: int) -> tuple[int, Optional[np.ndarray]]:
         """(margin, tight set) for arc (x, y); the margin is exact up to ``want`` (larger
         values are reported as ``want``); the tight set (ranks on y's side of a min cut) is
-        returned when the margin is <= 0."""
-        others = int(waiting.sum()) + sum(b.multiplicity for b in partial)
+        returned when the margin is <= 0. ``others``: trees waiting or partial."""
         if helper is not None:
             flow, side = helper.query(x, y, others + want)
             value = flow - others
@@ -143,6 +140,7 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
             # Sets X with margin <= 0 found while growing this batch: no arc into X from
             # outside can be added until the batch is done (margins only shrink meanwhile).
             tight: list[np.ndarray] = []
+            others = int(waiting.sum()) + sum(b.multiplicity for b in partial)
             in_tree = set(batch.vertices)
             may_retry = batch.head > 0
             while len(in_tree) < N:
@@ -155,17 +153,21 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     batch.head, may_retry = 0, False
                 x = batch.vertices[batch.head]
                 batch.head += 1
+                # Heads of arcs from x that enter a tight set not holding x.
+                blocked = np.zeros(N, dtype=bool)
+                for X in tight:
+                    if not X[x]:
+                        blocked |= X
                 for y in succ[x]:
                     i = index[(x, y)]
-                    if y in in_tree or unused[i] == 0:
-                        continue
-                    if any(X[y] and not X[x] for X in tight):
+                    if y in in_tree or unused[i] == 0 or blocked[y]:
                         continue
                     want = min(batch.multiplicity, int(unused[i]))
-                    mu, blocked = margin(x, y, want)
+                    mu, cut = margin(x, y, want, others)
                     if mu <= 0:
-                        if blocked is not None:
-                            tight.append(blocked)
+                        if cut is not None:
+                            tight.append(cut)
+                            blocked |= cut
                         continue
                     # One switch path per tree edge: the fullest segment, or the one that
                     # fits mu most tightly, so batches split as little as possible.
@@ -179,6 +181,7 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                         rest = batch.copy(batch.multiplicity - mu)
                         batch.head += 1
                         partial.append(rest)
+                        others += rest.multiplicity
                         queue.append(rest)
                         if helper is not None:
                             helper.enlist(rest)
