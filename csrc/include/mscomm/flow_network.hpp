@@ -42,6 +42,7 @@ class FlowNetwork {
 
  private:
   void build();
+  void restore();
   bool bfs(int s, int t);
   int64_t dfs(int v, int t, int64_t pushed);
 
@@ -49,7 +50,7 @@ class FlowNetwork {
   std::vector<int> from_, to_;
   std::vector<int64_t> cap_, res_;
   // Adjacency in CSR form, rebuilt when arcs or nodes were added.
-  std::vector<int> first_{0}, adj_, level_, next_, queue_;
+  std::vector<int> first_{0}, adj_, level_, next_, queue_, touched_;
   int pending_nodes_ = 0;
   bool dirty_ = true;
   int last_source_ = -1;

@@ -33,13 +33,28 @@ int FlowNetwork::add_arc(int u, int v, int64_t cap) {
 void FlowNetwork::set_capacity(int arc, int64_t cap) {
   if (arc < 0 || arc >= num_arcs()) throw std::out_of_range("FlowNetwork: arc id out of range");
   if (cap < 0) throw std::invalid_argument("FlowNetwork::set_capacity: negative capacity");
+  restore();
   cap_[2 * arc] = cap;
+  if (res_.size() == cap_.size()) res_[2 * arc] = cap;
 }
 
 void FlowNetwork::add_capacity(int arc, int64_t delta) {
   if (arc < 0 || arc >= num_arcs()) throw std::out_of_range("FlowNetwork: arc id out of range");
   if (cap_[2 * arc] + delta < 0) throw std::invalid_argument("FlowNetwork: capacity would go negative");
-  cap_[2 * arc] += delta;
+  set_capacity(arc, cap_[2 * arc] + delta);
+}
+
+void FlowNetwork::restore() {
+  // Undo the last flow on the arcs it touched, so res_ equals cap_ again.
+  if (res_.size() != cap_.size()) {
+    res_ = cap_;
+  } else {
+    for (int e : touched_) {
+      res_[e] = cap_[e];
+      res_[e ^ 1] = cap_[e ^ 1];
+    }
+  }
+  touched_.clear();
 }
 
 void FlowNetwork::build() {
@@ -51,6 +66,8 @@ void FlowNetwork::build() {
   std::vector<int> fill(first_.begin(), first_.end() - 1);
   for (int e = 0; e < static_cast<int>(from_.size()); ++e) adj_[fill[from_[e]]++] = e;
   pending_nodes_ = 0;
+  res_.clear();  // sizes changed: restore() copies cap_ afresh
+  touched_.clear();
   level_.assign(n, -1);
   next_.assign(n, 0);
   dirty_ = false;
@@ -87,6 +104,7 @@ int64_t FlowNetwork::dfs(int v, int t, int64_t pushed) {
     if (got > 0) {
       res_[e] -= got;
       res_[e ^ 1] += got;
+      touched_.push_back(e);
       return got;
     }
   }
@@ -98,7 +116,7 @@ int64_t FlowNetwork::max_flow(int s, int t, int64_t limit) {
   const int n = num_nodes();
   if (s < 0 || t < 0 || s >= n || t >= n) throw std::out_of_range("FlowNetwork::max_flow: node out of range");
   if (s == t) throw std::invalid_argument("FlowNetwork::max_flow: source equals sink");
-  res_ = cap_;
+  restore();
   last_source_ = s;
   int64_t flow = 0;
   while (flow < limit && bfs(s, t)) {

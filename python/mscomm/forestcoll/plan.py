@@ -553,6 +553,7 @@ def check_plan_links(plan: dict, topology) -> None:
     rates = {p: exact_fraction(spec["x"]) / k for p, spec in plan.get("phases", {}).items()}
     trees = _decode_trees(plan)
     load: dict = defaultdict(Counter)
+    phase_rate: dict = {}
     edges_of: dict[int, set] = defaultdict(set)
     for t in trees:
         rate = rates.get(t.phase, exact_fraction(plan.get("x", plan["x_star"])) / k)
@@ -564,10 +565,12 @@ def check_plan_links(plan: dict, topology) -> None:
                     raise PlanError(f"trees[{t.index}] ({t.phase}, root {t.root}): edge "
                                     f"{sender}->{receiver} crosses {arc[0]} -> {arc[1]}, "
                                     "which is not a link of the topology")
-                load[t.phase][arc] += t.mult * rate
+                load[t.phase][arc] += t.mult  # chunk trees; times the rate below
             edges_of[t.index].add((sender, receiver, t.phase))
+        phase_rate[t.phase] = rate
     for phase, per_link in load.items():
-        for arc, gbps in per_link.items():
+        for arc, count in per_link.items():
+            gbps = count * phase_rate[phase]
             if gbps > links[arc]:
                 raise PlanError(f"{phase}: link {arc[0]} -> {arc[1]} would carry {gbps} GB/s "
                                 f"(= {float(gbps):.4g}), more than its {links[arc]} GB/s")
