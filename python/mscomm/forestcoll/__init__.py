@@ -57,7 +57,8 @@ def generate_collective(topology: Topology, collective: str = "allreduce",
 
 def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "native",
              progress: Optional[Callable[[str, int, int], None]] = None,
-             verify: bool = True, direction: str = "allgather") -> Schedule:
+             verify: bool = True, direction: str = "allgather",
+             symmetry: bool = True) -> Schedule:
     """Throughput-optimal trees for allgather / reduce-scatter / allreduce on ``topology``.
 
     Parameters
@@ -74,6 +75,9 @@ def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "nati
         Check the schedule's invariants before returning it.
     direction : {"allgather", "reduce_scatter"}
         "reduce_scatter" builds the trees on the reversed fabric (see :class:`Schedule`).
+    symmetry : bool
+        Pack one root per orbit of identical boxes and map the rest (general path as
+        fallback; see :func:`~mscomm.forestcoll.packing.pack_trees`).
 
     Returns
     -------
@@ -104,7 +108,8 @@ def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "nati
                                        progress, hosts)
     seconds["splitting"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    batches = pack_trees(net.num_ranks, logical, segments, k, flow_func, progress)
+    batches = pack_trees(net.num_ranks, logical, segments, k, flow_func, progress,
+                         hosts=hosts if symmetry else None)
     seconds["packing"] = time.perf_counter() - clock
     names = net.names
     trees = tuple(Tree(b.root, b.multiplicity,

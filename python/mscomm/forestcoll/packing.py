@@ -49,7 +49,7 @@ class Batch:
 
 def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[list]],
                per_root: int, flow_func: str = "native", progress: Progress = None,
-               prune: bool = True) -> list[Batch]:
+               prune: bool = True, hosts: Optional[list] = None) -> list[Batch]:
     """Pack ``per_root`` spanning out-trees per compute node into ``caps``.
 
     Parameters
@@ -66,6 +66,12 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
     prune : bool
         Skip arcs entering a set already shown tight for the batch being grown (the native
         solver always prunes; scipy/networkx only with this flag, which costs a min cut).
+    hosts : list, optional
+        Host of each rank. When every host has the same number of ranks and shifting every
+        rank to the same position of the next host (cyclically) maps ``caps`` onto itself
+        (identical boxes), the trees of one root per orbit are packed and mapped to the other
+        hosts' roots (see :class:`_Shift`); if a mapped orbit would break the packing
+        condition, the remaining roots are packed one by one as usual.
 
     Returns
     -------
@@ -127,7 +133,15 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
             return min(value, want), tight
         return min(net.max_flow(x, y) - others, want), None
 
-    for root in range(N):
+    shift = _Shift.of(N, caps, hosts) if hosts is not None else None
+    roots = list(range(N)) if shift is None else shift.root_order()
+    finished = np.zeros(N, dtype=bool)
+    orbit_use: dict = {}  # orbit key -> units the current root's batches use in that orbit
+    for root in roots:
+        if finished[root]:
+            continue
+        first_batch = len(done)
+        orbit_use = {}
         waiting[root] = 0
         if helper is not None:
             helper.set_waiting(root, 0)
@@ -144,6 +158,11 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
             in_tree = set(batch.vertices)
             may_retry = batch.head > 0
             while len(in_tree) < N:
+                if batch.head == len(batch.vertices) and shift is not None:
+                    # Room left for the orbit's images blocked the tree: drop symmetry and
+                    # grow it (and every later root) the general way.
+                    shift, batch.head, tight = None, 0, []
+                    continue
                 if batch.head == len(batch.vertices):
                     # A copy skips parents its original had tried; if that leaves it stuck,
                     # try them once more before giving up.
@@ -163,6 +182,11 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     if y in in_tree or unused[i] == 0 or blocked[y]:
                         continue
                     want = min(batch.multiplicity, int(unused[i]))
+                    if shift is not None:  # leave room for the orbit's images of this arc
+                        okey = shift.orbit(x, y)
+                        want = min(want, int(unused[i]) - orbit_use.get(okey, 0))
+                        if want <= 0:
+                            continue
                     mu, cut = margin(x, y, want, others)
                     if mu <= 0:
                         if cut is not None:
@@ -193,13 +217,134 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     unused[i] -= mu
                     if helper is not None:
                         helper.use(i, int(unused[i]))
+                    if shift is not None:
+                        orbit_use[okey] = orbit_use.get(okey, 0) + mu
                     batch.edges.append((x, y, path))
                     batch.vertices.append(y)
                     in_tree.add(y)
             done.append(batch)
+        finished[root] = True
+        if shift is not None:
+            images = shift.images(done[first_batch:], index, unused, segs, waiting, src, dst)
+            if images is None:
+                shift = None  # fall back: pack the remaining roots one by one
+            else:
+                for batch in images:
+                    done.append(batch)
+                    finished[batch.root] = True
+                    waiting[batch.root] = 0
+                    if helper is not None:
+                        helper.set_waiting(batch.root, 0)
+                if helper is not None:
+                    for i in np.flatnonzero(shift.touched):
+                        helper.use(int(i), int(unused[i]))
         if progress:
-            progress("packing trees", root + 1, N)
+            progress("packing trees", int(finished.sum()), N)
     return done
+
+
+class _Shift:
+    """The automorphism of identical boxes: rank j of host h -> rank j of host h+1 (hosts in
+    order of first appearance, cyclically), checked to map every logical arc onto an arc of
+    equal capacity. Ranks of host 0 represent the orbits."""
+
+    def __init__(self, N, host_index, slot, members, H):
+        self.N, self.host_index, self.slot, self.members, self.H = N, host_index, slot, \
+            members, H
+        self.touched = np.zeros(0, dtype=bool)
+
+    @classmethod
+    def of(cls, N: int, caps: dict, hosts: list) -> Optional["_Shift"]:
+        order: dict = {}
+        for h in hosts:
+            order.setdefault(h, len(order))
+        H = len(order)
+        if H < 2:
+            return None
+        members: list[list[int]] = [[] for _ in range(H)]
+        host_index, slot = [0] * N, [0] * N
+        for r, h in enumerate(hosts):
+            host_index[r] = order[h]
+            slot[r] = len(members[order[h]])
+            members[order[h]].append(r)
+        if len({len(m) for m in members}) != 1:
+            return None
+        shift = cls(N, host_index, slot, members, H)
+        for (u, v), c in caps.items():
+            if caps.get((shift.move(u, 1), shift.move(v, 1))) != c:
+                return None
+        return shift
+
+    def move(self, r: int, m: int) -> int:
+        return self.members[(self.host_index[r] + m) % self.H][self.slot[r]]
+
+    def orbit(self, u: int, v: int) -> tuple[int, int, int]:
+        return (self.slot[u], self.slot[v], (self.host_index[v] - self.host_index[u]) % self.H)
+
+    def root_order(self) -> list[int]:
+        return sorted(range(self.N), key=lambda r: (self.host_index[r] != 0, r))
+
+    def images(self, batches: list, index: dict, unused: np.ndarray, segs: dict,
+               waiting: np.ndarray, src: np.ndarray, dst: np.ndarray) -> Optional[list]:
+        """The batches of one root mapped to the other hosts, with their units taken from
+        ``unused``/``segs``; None (and nothing changed) if they do not fit or the remaining
+        roots could then not be packed (flow test on one sink per orbit)."""
+        need: dict[int, list[tuple]] = {}
+        out = []
+        for m in range(1, self.H):
+            for b in batches:
+                edges = []
+                for x, y, _ in b.edges:
+                    a = (self.move(x, m), self.move(y, m))
+                    if a not in index:
+                        return None
+                    need.setdefault(index[a], []).append((len(out), len(edges), b.multiplicity))
+                    edges.append([a[0], a[1], None])
+                out.append(Batch(self.move(b.root, m), b.multiplicity,
+                                 [self.move(v, m) for v in b.vertices], edges, len(b.vertices)))
+        saved = {}
+        for i, uses in need.items():
+            if sum(u[2] for u in uses) > unused[i]:
+                return None
+        arcs = [(int(src[i]), int(dst[i])) for i in range(len(src))]
+        for i, uses in need.items():  # choose segments on copies first
+            options = [list(seg) for seg in segs[arcs[i]]]
+            for bi, ei, mu in uses:
+                fits = [seg for seg in options if seg[1] >= mu]
+                if not fits:
+                    return None
+                seg = min(fits, key=lambda seg: seg[1])
+                seg[1] -= mu
+                out[bi].edges[ei][2] = seg[0]
+                if seg[1] == 0:
+                    options.remove(seg)
+            saved[i] = (int(unused[i]), segs[arcs[i]], options)
+        touched = np.zeros(len(src), dtype=bool)
+        for i, (before, _, options) in saved.items():
+            unused[i] = before - sum(u[2] for u in need[i])
+            segs[arcs[i]] = options
+            touched[i] = True
+        left = np.array(waiting)
+        for b in out:
+            left[b.root] = 0
+        total = int(left.sum())
+        if total:
+            from .network import network_with_source  # noqa: F401  (same construction)
+
+            n = self.N
+            net = Network(n + 1, np.concatenate([src, np.full(n, n)]),
+                          np.concatenate([dst, np.arange(n)]),
+                          np.concatenate([unused, left]))
+            if net.first_short_sink(n, self.members[0], total) is not None:
+                for i, (before, old, _) in saved.items():  # undo
+                    unused[i] = before
+                    segs[arcs[i]] = old
+                return None
+        for b in out:
+            b.edges = [tuple(e[:2]) + (e[2],) for e in b.edges]
+        self.touched = touched
+        return out
+
 
 
 class _NativeHelper:
