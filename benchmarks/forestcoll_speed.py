@@ -37,7 +37,8 @@ def run(spec: str, collective: str, flow: str, queue) -> None:
     start = time.perf_counter()
     if hasattr(fc, "generate_collective"):
         coll = fc.generate_collective(topo, collective, flow_func=flow)
-        scheds = list({id(s): s for s in coll.phases.values()}.values())
+        # A reduce-scatter phase that reuses the allgather trees (symmetric links) costs nothing.
+        scheds = list({id(s.trees): s for s in coll.phases.values()}.values())
         obj = coll
     else:  # code before the reduce-scatter fix: one tree set
         scheds = [fc.generate(topo, flow_func=flow)]

@@ -50,7 +50,11 @@ def optimal_throughput(net: IntTopology, flow_func: str = "native") -> Optimum:
     """
     n, N = net.num_nodes, net.num_ranks
     # Start from the best single-node cut: a compute node alone must send its shard out.
-    start = min(range(N), key=lambda c: out_capacity(net.bw, [c]))
+    egress = [0] * N
+    for (u, _), b in net.bw.items():
+        if u < N:
+            egress[u] += b
+    start = min(range(N), key=lambda c: egress[c])
     cut = frozenset([start])
     x = Fraction(out_capacity(net.bw, cut), 1)
     rounds = 0

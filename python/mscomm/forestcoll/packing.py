@@ -289,60 +289,80 @@ class _Shift:
         """The batches of one root mapped to the other hosts, with their units taken from
         ``unused``/``segs``; None (and nothing changed) if they do not fit or the remaining
         roots could then not be packed (flow test on one sink per orbit)."""
-        need: dict[int, list[tuple]] = {}
-        out = []
-        for m in range(1, self.H):
-            for b in batches:
-                edges = []
-                for x, y, _ in b.edges:
-                    a = (self.move(x, m), self.move(y, m))
-                    if a not in index:
-                        return None
-                    need.setdefault(index[a], []).append((len(out), len(edges), b.multiplicity))
-                    edges.append([a[0], a[1], None])
-                out.append(Batch(self.move(b.root, m), b.multiplicity,
-                                 [self.move(v, m) for v in b.vertices], edges, len(b.vertices)))
-        saved = {}
-        for i, uses in need.items():
-            if sum(u[2] for u in uses) > unused[i]:
+        N, H = self.N, self.H
+        if not hasattr(self, "perm"):
+            self.perm = np.array([[self.move(r, m) for r in range(N)] for m in range(H)],
+                                 dtype=np.int64)
+            self.arc_id = np.full(N * N, -1, dtype=np.int64)
+            self.arc_id[src * N + dst] = np.arange(len(src))
+        perm, arc_id = self.perm[1:], self.arc_id
+        need = np.zeros(len(src), dtype=np.int64)
+        mapped = []  # per batch: (ids matrix (H-1, edges), multiplicity)
+        for b in batches:
+            xs = np.fromiter((e[0] for e in b.edges), dtype=np.int64, count=len(b.edges))
+            ys = np.fromiter((e[1] for e in b.edges), dtype=np.int64, count=len(b.edges))
+            ids = arc_id[perm[:, xs] * N + perm[:, ys]]
+            if (ids < 0).any():
                 return None
-        arcs = [(int(src[i]), int(dst[i])) for i in range(len(src))]
-        for i, uses in need.items():  # choose segments on copies first
-            options = [list(seg) for seg in segs[arcs[i]]]
-            for bi, ei, mu in uses:
-                fits = [seg for seg in options if seg[1] >= mu]
-                if not fits:
+            np.add.at(need, ids.ravel(), b.multiplicity)
+            mapped.append(ids)
+        if (need > unused).any():
+            return None
+        arcs_needed = np.flatnonzero(need)
+        single: dict[int, tuple] = {}
+        multi: dict[int, list] = {}
+        for i in arcs_needed.tolist():
+            options = segs[(int(src[i]), int(dst[i]))]
+            if len(options) == 1:
+                if options[0][1] < need[i]:
                     return None
-                seg = min(fits, key=lambda seg: seg[1])
-                seg[1] -= mu
-                out[bi].edges[ei][2] = seg[0]
-                if seg[1] == 0:
-                    options.remove(seg)
-            saved[i] = (int(unused[i]), segs[arcs[i]], options)
-        touched = np.zeros(len(src), dtype=bool)
-        for i, (before, _, options) in saved.items():
-            unused[i] = before - sum(u[2] for u in need[i])
-            segs[arcs[i]] = options
-            touched[i] = True
+                single[i] = options[0][0]
+            else:
+                multi[i] = [list(seg) for seg in options]
+        out = []
+        for b, ids in zip(batches, mapped):
+            mu = b.multiplicity
+            verts = np.asarray(b.vertices, dtype=np.int64)
+            for m in range(H - 1):
+                row = ids[m].tolist()
+                paths = []
+                for i in row:
+                    path = single.get(i)
+                    if path is None:  # an arc with several switch paths: pick one that fits
+                        options = multi[i]
+                        fits = [seg for seg in options if seg[1] >= mu]
+                        if not fits:
+                            return None
+                        seg = min(fits, key=lambda seg: seg[1])
+                        seg[1] -= mu
+                        path = seg[0]
+                        if seg[1] == 0:
+                            options.remove(seg)
+                    paths.append(path)
+                root = int(perm[m][b.root])
+                out.append(Batch(root, mu, perm[m][verts].tolist(),
+                                 list(zip(src[ids[m]].tolist(), dst[ids[m]].tolist(), paths)),
+                                 len(b.vertices)))
         left = np.array(waiting)
-        for b in out:
-            left[b.root] = 0
+        for bt in out:
+            left[bt.root] = 0
         total = int(left.sum())
         if total:
-            from .network import network_with_source  # noqa: F401  (same construction)
-
-            n = self.N
-            net = Network(n + 1, np.concatenate([src, np.full(n, n)]),
-                          np.concatenate([dst, np.arange(n)]),
-                          np.concatenate([unused, left]))
-            if net.first_short_sink(n, self.members[0], total) is not None:
-                for i, (before, old, _) in saved.items():  # undo
-                    unused[i] = before
-                    segs[arcs[i]] = old
+            after = unused - need
+            net = Network(N + 1, np.concatenate([src, np.full(N, N)]),
+                          np.concatenate([dst, np.arange(N)]), np.concatenate([after, left]))
+            if net.first_short_sink(N, self.members[0], total) is not None:
                 return None
-        for b in out:
-            b.edges = [tuple(e[:2]) + (e[2],) for e in b.edges]
-        self.touched = touched
+        for i in arcs_needed.tolist():
+            unused[i] -= need[i]
+            arc = (int(src[i]), int(dst[i]))
+            if i in single:
+                segs[arc][0][1] -= int(need[i])
+                if segs[arc][0][1] == 0:
+                    segs[arc].pop(0)
+            else:
+                segs[arc] = multi[i]
+        self.touched = need > 0
         return out
 
 

@@ -143,29 +143,38 @@ def plan_from_phases(topology, collective: str, phases: dict, name: Optional[str
     k = math.lcm(*(spec[2] for spec in phases.values()))
     switch_index = {w: i for i, w in enumerate(topology.switches)}
     path_ids: dict[tuple, int] = {(): 0}
-    use: dict[tuple[int, int], Counter] = defaultdict(Counter)
+    name_ids: dict[tuple, int] = {(): 0}  # switch-name tuple -> path id
+    use: Counter = Counter()  # (sender, receiver, path id) -> tree edges
     encoded = []
     for phase, (x_star, x, kp, trees) in phases.items():
         scale = k // kp
         offset: dict[int, int] = defaultdict(int)
+        ag = phase == "allgather"
         for root, mult, parent, path in trees:
             ids = {}
             for c, p in parent.items():
-                key = tuple(switch_index[w] for w in path[c])
-                pid = path_ids.setdefault(key, len(path_ids))
+                via = path[c]
+                pid = name_ids.get(via)
+                if pid is None:
+                    key = tuple(switch_index[w] for w in via)
+                    pid = name_ids[via] = path_ids.setdefault(key, len(path_ids))
                 ids[c] = pid
-                use[(p, c) if phase == "allgather" else (c, p)][pid] += 1
+                use[(p, c, pid) if ag else (c, p, pid)] += 1
             encoded.append((phase, root, mult * scale, offset[root], parent, ids))
             offset[root] += mult * scale
-    default = {pair: counts.most_common(1)[0][0] for pair, counts in use.items()}
+    best: dict[tuple[int, int], tuple[int, int]] = {}
+    for (snd, rcv, pid), count in use.items():
+        if (snd, rcv) not in best or count > best[(snd, rcv)][0]:
+            best[(snd, rcv)] = (count, pid)
+    default = {pair: pid for pair, (_, pid) in best.items()}
     trees_out = []
     for phase, root, mult, first, parent, ids in encoded:
         par = [-1] * N
         via = []
+        ag = phase == "allgather"
         for c, p in parent.items():
             par[c] = p
-            pair = (p, c) if phase == "allgather" else (c, p)
-            if ids[c] != default[pair]:
+            if ids[c] != default[(p, c) if ag else (c, p)]:
                 via.append([c, ids[c]])
         entry = {"phase": phase, "root": root, "multiplicity": mult, "first_chunk": first,
                  "parent": par}
@@ -499,23 +508,12 @@ def _check_trees(obj: dict, N: int, k: int) -> None:
             raise PlanError(f"trees[{i}] (root {root}): parent must list {N} ranks")
         if not isinstance(tree.get("first_chunk"), int):
             raise PlanError(f"trees[{i}] (root {root}): first_chunk must be an integer")
-        kids: list[list[int]] = [[] for _ in range(N)]
+        if parent[root] != -1:
+            raise PlanError(f"trees[{i}]: the root {root} must have parent -1")
         for c, p in enumerate(parent):
-            if c == root:
-                if p != -1:
-                    raise PlanError(f"trees[{i}]: the root {root} must have parent -1")
-            elif not (isinstance(p, int) and not isinstance(p, bool) and 0 <= p < N and p != c):
+            if c != root and not (type(p) is int and 0 <= p < N and p != c):
                 raise PlanError(f"trees[{i}] (root {root}): parent of {c} is {p!r}, not a rank")
-            else:
-                kids[p].append(c)
-        reached, queue = {root}, [root]
-        for v in queue:
-            for c in kids[v]:
-                reached.add(c)
-                queue.append(c)
-        if len(reached) != N:
-            raise PlanError(f"trees[{i}] (root {root}) spans {len(reached)} of {N} ranks "
-                            "(its parent array has a cycle)")
+        _check_spans(parent, root, i, N)
         for entry in tree.get("via", []):
             if not (isinstance(entry, list) and len(entry) == 2 and entry[0] in range(N)
                     and entry[0] != root and isinstance(entry[1], int)
@@ -535,6 +533,20 @@ def _check_trees(obj: dict, N: int, k: int) -> None:
                             f" leave the shard of {k} chunks")
 
 
+def _check_spans(parent: list, root: int, i: int, N: int) -> None:
+    """Every rank reaches the root by parent steps (no cycle), by pointer doubling."""
+    import numpy as np
+
+    up = np.asarray(parent, dtype=np.int64)
+    up[root] = root
+    for _ in range(max(1, N.bit_length()) + 1):
+        up = up[up]
+    reached = int((up == root).sum())
+    if reached != N:
+        raise PlanError(f"trees[{i}] (root {root}) spans {reached} of {N} ranks "
+                        "(its parent array has a cycle)")
+
+
 def check_plan_links(plan: dict, topology) -> None:
     """Every tree edge and put follows the topology's links; per phase, no link is loaded
     beyond its bandwidth (a chunk tree of phase p carries x_p / k GB/s).
@@ -551,6 +563,9 @@ def check_plan_links(plan: dict, topology) -> None:
     names, links = topology.compute, topology.links
     k = plan["k"]
     rates = {p: exact_fraction(spec["x"]) / k for p, spec in plan.get("phases", {}).items()}
+    if plan["version"] == 2:
+        _check_compact_links(plan, topology, rates)
+        return
     trees = _decode_trees(plan)
     load: dict = defaultdict(Counter)
     phase_rate: dict = {}
@@ -586,6 +601,51 @@ def check_plan_links(plan: dict, topology) -> None:
                 if not ok:
                     raise PlanError(f"rank {r} step {i}: put to rank {step['peer']} is not an "
                                     f"edge of trees[{tree}], so it follows no checked links")
+
+
+def _check_compact_links(plan: dict, topology, rates: dict) -> None:
+    """check_plan_links for a version 2 plan: tree edges are counted per (sender, receiver,
+    path) with numpy, then each distinct route is checked once."""
+    import numpy as np
+
+    N = plan["num_ranks"]
+    names, links = topology.compute, topology.links
+    paths = [tuple(plan["switches"][w] for w in p) for p in plan["paths"]]
+    default = {(snd, rcv): pid for snd, rcv, pid in plan["routes"]}
+    for phase in rates:
+        counts = np.zeros(N * N, dtype=np.int64)  # sender * N + receiver -> chunk trees
+        extra: Counter = Counter()  # (sender, receiver, path) given by a tree's via
+        for t in plan["trees"]:
+            if t["phase"] != phase:
+                continue
+            par = np.asarray(t["parent"], dtype=np.int64)
+            kids = np.flatnonzero(par >= 0)
+            keys = par[kids] * N + kids if phase == "allgather" else kids * N + par[kids]
+            np.add.at(counts, keys, t["multiplicity"])
+            for c, pid in t.get("via", []):
+                pair = (t["parent"][c], c) if phase == "allgather" else (c, t["parent"][c])
+                counts[pair[0] * N + pair[1]] -= t["multiplicity"]
+                extra[(pair[0], pair[1], pid)] += t["multiplicity"]
+        routes = Counter(extra)
+        for key in np.flatnonzero(counts):
+            snd, rcv = divmod(int(key), N)
+            if (snd, rcv) not in default:
+                raise PlanError(f"{phase}: ranks {snd}->{rcv} exchange data but routes has no "
+                                "entry for them")
+            routes[(snd, rcv, default[(snd, rcv)])] += int(counts[key])
+        load: Counter = Counter()
+        for (snd, rcv, pid), count in routes.items():
+            hops = (names[snd], *paths[pid], names[rcv])
+            for arc in zip(hops, hops[1:]):
+                if arc not in links:
+                    raise PlanError(f"{phase}: tree edge {snd}->{rcv} crosses {arc[0]} -> "
+                                    f"{arc[1]}, which is not a link of the topology")
+                load[arc] += count
+        for arc, count in load.items():
+            gbps = count * rates[phase]
+            if gbps > links[arc]:
+                raise PlanError(f"{phase}: link {arc[0]} -> {arc[1]} would carry {gbps} GB/s "
+                                f"(= {float(gbps):.4g}), more than its {links[arc]} GB/s")
 
 
 def _check_step(step: Any, r: int, i: int, N: int, sizes: list[dict]) -> None:

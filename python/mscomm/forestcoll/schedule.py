@@ -111,12 +111,16 @@ class Schedule:
     def link_trees(self) -> Counter:
         """Number of trees crossing each physical link ``(src, dst)`` (names)."""
         names = self.topology.compute
-        load: Counter = Counter()
+        routes: Counter = Counter()  # (parent, child, path) -> trees: few distinct ones
         for tree in self.trees:
-            for parent, child, path in tree.edges:
-                hops = (names[parent], *path, names[child])
-                for arc in zip(hops, hops[1:]):
-                    load[arc] += tree.multiplicity
+            m = tree.multiplicity
+            for edge in tree.edges:
+                routes[edge] += m
+        load: Counter = Counter()
+        for (parent, child, path), n in routes.items():
+            hops = (names[parent], *path, names[child])
+            for arc in zip(hops, hops[1:]):
+                load[arc] += n
         return load
 
     def link_load(self) -> dict[tuple[str, str], Fraction]:
@@ -148,20 +152,26 @@ class Schedule:
         every link carries at most its bandwidth; and k trees per root at 1/U each give x.
         """
         topo, N = self.topology, self.num_ranks
+        switches = set(topo.switches)
         per_root = Counter()
+        checked: set = set()  # (parent, child, path) routes already checked against links
         for tree in self.trees:
             per_root[tree.root] += tree.multiplicity
             reached = {tree.root}
-            for parent, child, path in tree.edges:
+            for edge in tree.edges:
+                parent, child, path = edge
                 if parent not in reached or child in reached:
                     raise ScheduleError(f"tree of root {tree.root}: edge {parent}->{child} "
                                         "is not a tree edge in breadth-first order")
                 reached.add(child)
+                if edge in checked:
+                    continue
+                checked.add(edge)
                 hops = (topo.compute[parent], *path, topo.compute[child])
                 for arc in zip(hops, hops[1:]):
                     if arc not in topo.links:
                         raise ScheduleError(f"tree of root {tree.root} uses {arc}, not a link")
-                if any(w not in topo.switches for w in path):
+                if any(w not in switches for w in path):
                     raise ScheduleError(f"tree of root {tree.root}: path {path} leaves the "
                                         "switches")
             if len(reached) != N:
