@@ -142,6 +142,8 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
             continue
         first_batch = len(done)
         orbit_use = {}
+        # Representatives (host 0) leave room for their images and are mapped when done.
+        mapping = shift is not None and shift.host_index[root] == 0
         waiting[root] = 0
         if helper is not None:
             helper.set_waiting(root, 0)
@@ -158,10 +160,11 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
             in_tree = set(batch.vertices)
             may_retry = batch.head > 0
             while len(in_tree) < N:
-                if batch.head == len(batch.vertices) and shift is not None:
-                    # Room left for the orbit's images blocked the tree: drop symmetry and
-                    # grow it (and every later root) the general way.
-                    shift, batch.head, tight = None, 0, []
+                if batch.head == len(batch.vertices) and mapping:
+                    # Room left for the orbit's images blocked the tree: grow this root (and
+                    # later its orbit) the general way.
+                    mapping, batch.head, tight = False, 0, []
+                    shift.symmetric = False
                     continue
                 if batch.head == len(batch.vertices):
                     # A copy skips parents its original had tried; if that leaves it stuck,
@@ -182,7 +185,7 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     if y in in_tree or unused[i] == 0 or blocked[y]:
                         continue
                     want = min(batch.multiplicity, int(unused[i]))
-                    if shift is not None:  # leave room for the orbit's images of this arc
+                    if mapping:  # leave room for the orbit's images of this arc
                         okey = shift.orbit(x, y)
                         want = min(want, int(unused[i]) - orbit_use.get(okey, 0))
                         if want <= 0:
@@ -217,17 +220,19 @@ def pack_trees(num_ranks: int, caps: dict[Arc, int], segments: dict[Arc, list[li
                     unused[i] -= mu
                     if helper is not None:
                         helper.use(i, int(unused[i]))
-                    if shift is not None:
+                    if mapping:
                         orbit_use[okey] = orbit_use.get(okey, 0) + mu
                     batch.edges.append((x, y, path))
                     batch.vertices.append(y)
                     in_tree.add(y)
             done.append(batch)
         finished[root] = True
-        if shift is not None:
+        if mapping:
             images = shift.images(done[first_batch:], index, unused, segs, waiting, src, dst)
             if images is None:
-                shift = None  # fall back: pack the remaining roots one by one
+                # This orbit's other roots are packed one by one (later, as ordinary roots);
+                # the state is no longer symmetric, so later checks test every sink.
+                shift.symmetric = False
             else:
                 for batch in images:
                     done.append(batch)
@@ -252,6 +257,8 @@ class _Shift:
         self.N, self.host_index, self.slot, self.members, self.H = N, host_index, slot, \
             members, H
         self.touched = np.zeros(0, dtype=bool)
+        self.refusal = ""  # why the last images() returned None
+        self.symmetric = True  # every orbit so far was mapped whole
 
     @classmethod
     def of(cls, N: int, caps: dict, hosts: list) -> Optional["_Shift"]:
@@ -303,10 +310,12 @@ class _Shift:
             ys = np.fromiter((e[1] for e in b.edges), dtype=np.int64, count=len(b.edges))
             ids = arc_id[perm[:, xs] * N + perm[:, ys]]
             if (ids < 0).any():
+                self.refusal = "an image arc does not exist"
                 return None
             np.add.at(need, ids.ravel(), b.multiplicity)
             mapped.append(ids)
         if (need > unused).any():
+            self.refusal = "images exceed the unused capacity"
             return None
         arcs_needed = np.flatnonzero(need)
         single: dict[int, tuple] = {}
@@ -315,6 +324,7 @@ class _Shift:
             options = segs[(int(src[i]), int(dst[i]))]
             if len(options) == 1:
                 if options[0][1] < need[i]:
+                    self.refusal = "a switch path lacks units"
                     return None
                 single[i] = options[0][0]
             else:
@@ -332,6 +342,7 @@ class _Shift:
                         options = multi[i]
                         fits = [seg for seg in options if seg[1] >= mu]
                         if not fits:
+                            self.refusal = "no switch path fits"
                             return None
                         seg = min(fits, key=lambda seg: seg[1])
                         seg[1] -= mu
@@ -351,7 +362,9 @@ class _Shift:
             after = unused - need
             net = Network(N + 1, np.concatenate([src, np.full(N, N)]),
                           np.concatenate([dst, np.arange(N)]), np.concatenate([after, left]))
-            if net.first_short_sink(N, self.members[0], total) is not None:
+            sinks = self.members[0] if self.symmetric else list(range(N))
+            if net.first_short_sink(N, sinks, total) is not None:
+                self.refusal = "the remaining roots would fail the flow test"
                 return None
         for i in arcs_needed.tolist():
             unused[i] -= need[i]
