@@ -336,8 +336,72 @@ def rank_steps(plan: dict, rank: int) -> dict:
     if plan["version"] == 1:
         entry = plan["ranks"][rank]
         return dict(head, scratch_chunks=entry.get("scratch_chunks", 0), steps=entry["steps"])
-    scratch, steps = _derive(plan, [rank])[rank]
+    scratch, steps = _derive_one(plan, rank)
     return dict(head, scratch_chunks=scratch, steps=steps)
+
+
+def _derive_one(plan: dict, r: int) -> tuple[int, list]:
+    """:func:`_derive` for one rank of a version 2 plan without decoding whole trees: per
+    tree a few numpy passes over the parent array (children of r, its parent's children,
+    scratch offsets), so a 1024-rank plan's rank loads in well under a second."""
+    import numpy as np
+
+    N, k, collective = plan["num_ranks"], plan["k"], plan["collective"]
+    ag_phase = 1 if collective == "allreduce" else 0
+    base = np.zeros(N, dtype=np.int64)
+    keyed: list = []
+    for i, t in enumerate(plan["trees"]):
+        par = np.asarray(t["parent"], dtype=np.int64)
+        root, mult, first = t["root"], t["multiplicity"], t["first_chunk"]
+        parent = int(par[r])
+        kids = np.flatnonzero(par == r).tolist()
+        depth, v = 0, r
+        while v != root:
+            v = int(par[v])
+            depth += 1
+        if t["phase"] == "reduce_scatter":
+            nkids = np.bincount(par[par >= 0], minlength=N)
+            per = nkids + ((nkids > 0) & (np.arange(N) != root))
+            mine_base, per_r = int(base[r]), int(per[r])
+            if parent >= 0:
+                p_base, per_p = int(base[parent]), int(per[parent])
+                ordinal = int(np.count_nonzero(par[:r] == parent))
+            for j in range(mult):
+                g = root * k + first + j
+                key = (0, j - depth, i, j)
+                mine = mine_base + j * per_r
+                for c in kids:
+                    keyed.append(((0, j - depth - 1, i, j, 0), {"op": "wait", "peer": c, "tree": i}))
+                if r == root:
+                    dst = ["output", g if collective == "allreduce" else first + j]
+                elif kids:
+                    dst = ["scratch", mine + len(kids)]
+                else:
+                    dst = ["input", g]
+                if kids:
+                    srcs = [["input", g]] + [["scratch", mine + o] for o in range(len(kids))]
+                    keyed.append((key + (1,), {"op": "reduce", "srcs": srcs, "dst": dst}))
+                if r != root:
+                    slot = p_base + j * per_p + ordinal
+                    keyed.append((key + (2,), {"op": "put", "peer": parent, "tree": i,
+                                               "src": dst, "dst": ["scratch", slot]}))
+                    keyed.append((key + (3,), {"op": "signal", "peer": parent, "tree": i}))
+            base += mult * per
+        else:
+            for j in range(mult):
+                g = root * k + first + j
+                if collective == "allgather" and r == root:
+                    keyed.append(((ag_phase, j, i, j, 0), {"op": "copy", "src": ["input", first + j],
+                                                           "dst": ["output", g]}))
+                if r != root:
+                    keyed.append(((ag_phase, depth + j, i, j, 0),
+                                  {"op": "wait", "peer": parent, "tree": i}))
+                for c in kids:
+                    key = (ag_phase, depth + 1 + j, i, j)
+                    keyed.append((key + (1,), {"op": "put", "peer": c, "tree": i,
+                                               "src": ["output", g], "dst": ["output", g]}))
+                    keyed.append((key + (2,), {"op": "signal", "peer": c, "tree": i}))
+    return int(base[r]), [step for _, step in sorted(keyed, key=lambda e: e[0])]
 
 
 def expand_plan(plan: dict) -> dict:
