@@ -105,17 +105,19 @@ def as_collective(schedule: Union[Schedule, Collective], collective: str) -> Col
     return Collective(collective, schedule.topology, phases)
 
 
-def phase_trees(sched: Schedule) -> list[tuple[int, int, dict, dict]]:
-    """A schedule's trees as ``(root, multiplicity, parent, path)`` on the real fabric:
-    ``parent[c]`` is c's tree parent and ``path[c]`` the switch names its data cross, in the
-    direction data flow (parent -> child for allgather, child -> parent for reduce-scatter)."""
+def phase_trees(sched: Schedule) -> list[tuple]:
+    """A schedule's trees as ``(root, multiplicity, (children, parents, paths))`` on the real
+    fabric: edge i joins ``parents[i]`` to ``children[i]`` and its data cross the switch names
+    ``paths[i]`` in the direction data flow (parent -> child for allgather, child -> parent for
+    reduce-scatter)."""
     out = []
+    ag = sched.direction == "allgather"
     for tree in sched.trees:
-        parent, path = {}, {}
-        for p, c, via in tree.edges:
-            parent[c] = p
-            path[c] = tuple(via) if sched.direction == "allgather" else tuple(reversed(via))
-        out.append((tree.root, tree.multiplicity, parent, path))
+        edges = tree.edges
+        kids = [e[1] for e in edges]
+        pars = [e[0] for e in edges]
+        vias = [e[2] for e in edges] if ag else [tuple(reversed(e[2])) for e in edges]
+        out.append((tree.root, tree.multiplicity, (kids, pars, vias)))
     return out
 
 
@@ -141,46 +143,57 @@ def plan_from_phases(topology, collective: str, phases: dict, name: Optional[str
     :func:`phase_trees`). Used by ForestColl and by the ring baseline."""
     N = topology.num_ranks
     k = math.lcm(*(spec[2] for spec in phases.values()))
+    import numpy as np
+
     switch_index = {w: i for i, w in enumerate(topology.switches)}
     path_ids: dict[tuple, int] = {(): 0}
     name_ids: dict[tuple, int] = {(): 0}  # switch-name tuple -> path id
-    use: Counter = Counter()  # (sender, receiver, path id) -> tree edges
-    encoded = []
+    encoded, all_keys, all_pids = [], [], []
     for phase, (x_star, x, kp, trees) in phases.items():
         scale = k // kp
         offset: dict[int, int] = defaultdict(int)
-        ag = phase == "allgather"
-        for root, mult, parent, path in trees:
-            ids = {}
-            for c, p in parent.items():
-                via = path[c]
+        for entry in trees:
+            if len(entry) == 4:  # (root, mult, parent dict, path dict), as ring_plan gives
+                root, mult, parent, path = entry
+                kids = list(parent)
+                pars, vias = [parent[c] for c in kids], [path[c] for c in kids]
+            else:
+                root, mult, (kids, pars, vias) = entry
+            pids = []
+            for via in vias:
                 pid = name_ids.get(via)
                 if pid is None:
                     key = tuple(switch_index[w] for w in via)
                     pid = name_ids[via] = path_ids.setdefault(key, len(path_ids))
-                ids[c] = pid
-                use[(p, c, pid) if ag else (c, p, pid)] += 1
-            encoded.append((phase, root, mult * scale, offset[root], parent, ids))
+                pids.append(pid)
+            kid_a = np.asarray(kids, dtype=np.int64)
+            par_a = np.asarray(pars, dtype=np.int64)
+            pid_a = np.asarray(pids, dtype=np.int64)
+            keys = par_a * N + kid_a if phase == "allgather" else kid_a * N + par_a
+            encoded.append((phase, root, mult * scale, offset[root], kid_a, par_a, pid_a, keys))
+            all_keys.append(keys)
+            all_pids.append(pid_a)
             offset[root] += mult * scale
-    best: dict[tuple[int, int], tuple[int, int]] = {}
-    for (snd, rcv, pid), count in use.items():
-        if (snd, rcv) not in best or count > best[(snd, rcv)][0]:
-            best[(snd, rcv)] = (count, pid)
-    default = {pair: pid for pair, (_, pid) in best.items()}
+    npaths = len(path_ids)
+    keys = np.concatenate(all_keys) if all_keys else np.zeros(0, dtype=np.int64)
+    pids = np.concatenate(all_pids) if all_pids else np.zeros(0, dtype=np.int64)
+    uniq, counts = np.unique(keys * npaths + pids, return_counts=True)
+    ukey, upid = uniq // npaths, uniq % npaths
+    order = np.lexsort((-counts, ukey))  # per pair, its most used path first
+    head = order[np.r_[True, ukey[order][1:] != ukey[order][:-1]]] if order.size else order
+    default = np.full(N * N, -1, dtype=np.int64)
+    default[ukey[head]] = upid[head]
     trees_out = []
-    for phase, root, mult, first, parent, ids in encoded:
-        par = [-1] * N
-        via = []
-        ag = phase == "allgather"
-        for c, p in parent.items():
-            par[c] = p
-            if ids[c] != default[(p, c) if ag else (c, p)]:
-                via.append([c, ids[c]])
+    for phase, root, mult, first, kid_a, par_a, pid_a, tkeys in encoded:
+        par = np.full(N, -1, dtype=np.int64)
+        par[kid_a] = par_a
         entry = {"phase": phase, "root": root, "multiplicity": mult, "first_chunk": first,
-                 "parent": par}
-        if via:
-            entry["via"] = via
+                 "parent": par.tolist()}
+        odd = np.flatnonzero(pid_a != default[tkeys])
+        if odd.size:
+            entry["via"] = [[int(kid_a[i]), int(pid_a[i])] for i in odd]
         trees_out.append(entry)
+    routes = [[int(key // N), int(key % N), int(default[key])] for key in ukey[head]]
     coll_x_star = len(phases) / sum(1 / Fraction(spec[0]) for spec in phases.values())
     coll_x = len(phases) / sum(1 / Fraction(spec[1]) for spec in phases.values())
     algbw = N / sum(1 / Fraction(spec[1]) for spec in phases.values())
@@ -192,7 +205,7 @@ def plan_from_phases(topology, collective: str, phases: dict, name: Optional[str
                        for p, spec in phases.items()},
             "switches": list(topology.switches),
             "paths": [list(p) for p, _ in sorted(path_ids.items(), key=lambda e: e[1])],
-            "routes": sorted([s, r, pid] for (s, r), pid in default.items()),
+            "routes": routes,
             "trees": trees_out}
     if name is not None:
         plan["name"] = name
