@@ -358,6 +358,13 @@ def escape_site(exc: BaseException) -> tuple[str, str, str]:
 
 def _valid_plan() -> dict:
     from mscomm import forestcoll
+    from mscomm.forestcoll.plan import build_plan, expand_plan
+    from mscomm.topology import zoo
+    return expand_plan(build_plan(forestcoll.generate(zoo.ring(3)), "allreduce"))
+
+
+def _valid_compact_plan() -> dict:
+    from mscomm import forestcoll
     from mscomm.forestcoll.plan import build_plan
     from mscomm.topology import zoo
     return build_plan(forestcoll.generate(zoo.ring(3)), "allreduce")
@@ -423,6 +430,15 @@ def check_plan_input(obj, unknown: list) -> None:
 @given(data=st.data())
 def test_fuzz_plan_validation_raises_only_plan_error(data):
     obj = data.draw(st.one_of(json_values, mutated(_PLAN)))
+    unknown: list[str] = []
+    check_plan_input(obj, unknown)
+    assert not unknown, unknown
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_compact_plan_validation_raises_only_plan_error(data):
+    obj = data.draw(mutated(_valid_compact_plan()))
     unknown: list[str] = []
     check_plan_input(obj, unknown)
     assert not unknown, unknown

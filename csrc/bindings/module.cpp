@@ -12,6 +12,7 @@ void register_channel(py::module_& m);
 void register_communicator(py::module_& m);
 void register_collectives(py::module_& m);
 void register_plan(py::module_& m);
+void register_graph(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mscomm C++ core: bootstrap, communicator, registered memory, semaphores, channels, collectives";
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
   register_communicator(m);
   register_collectives(m);
   register_plan(m);
+  register_graph(m);
 }

@@ -100,20 +100,11 @@ def read(plan: Union[str, Path, dict, LoadedPlan]) -> dict:
 
 
 def rank_steps(plan: dict, rank: int) -> dict:
-    """One rank's part of a plan: ``{"rank", "collective", "num_ranks", "k", "buffers",
-    "scratch_chunks", "steps"}`` with steps in the version-1 step format.
+    """One rank's part of a plan of any format version (:func:`mscomm.forestcoll.plan.rank_steps`):
+    ``{"rank", "collective", "num_ranks", "k", "buffers", "scratch_chunks", "steps"}``."""
+    from mscomm.forestcoll.plan import rank_steps as steps_of
 
-    Uses :func:`mscomm.forestcoll.plan.rank_steps` where it exists (it understands every plan
-    format version), else reads a version-1 plan's ``ranks[rank]``.
-    """
-    from mscomm.forestcoll import plan as fplan
-
-    if hasattr(fplan, "rank_steps"):
-        return fplan.rank_steps(plan, rank)
-    entry = plan["ranks"][rank]
-    return {"rank": rank, "collective": plan["collective"], "num_ranks": plan["num_ranks"], "k": plan["k"],
-            "buffers": plan.get("buffers"), "scratch_chunks": entry.get("scratch_chunks", 0),
-            "steps": entry["steps"]}
+    return steps_of(plan, rank)
 
 
 def _step(s: dict) -> dict:

@@ -34,7 +34,7 @@ def test_msccl_xml_pairs_every_send_with_a_receive(collective):
     sends, recvs = Counter(), Counter()
     for gpu in algo.iter("gpu"):
         tbs = gpu.findall("tb")
-        assert len({(tb.get("send"), tb.get("recv")) for tb in tbs}) == len(tbs)
+        assert len({(tb.get("send"), tb.get("recv"), tb.get("chan")) for tb in tbs}) == len(tbs)
         for tb in tbs:
             for step in tb.findall("step"):
                 if step.get("depid") != "-1":
@@ -45,6 +45,31 @@ def test_msccl_xml_pairs_every_send_with_a_receive(collective):
                 elif step.get("type") == "r":
                     recvs[(tb.get("recv"), gpu.get("id"))] += 1
     assert sends == recvs and sum(sends.values()) > 0
+
+
+@pytest.mark.parametrize("collective", ["allgather", "reduce_scatter", "allreduce"])
+@pytest.mark.parametrize("topo", [zoo.dgx_a100(2), zoo.ring(5)], ids=lambda t: t.name)
+def test_msccl_xml_computes_the_collective_in_parallel(topo, collective):
+    from msccl_sim import simulate
+
+    plan = build_plan(generate(topo), collective)
+    xml = plan_to_msccl(plan)
+    algo = ET.fromstring(xml)
+    assert int(algo.get("maxBytes")) > int(algo.get("minBytes")) > 0
+    assert int(algo.get("nchannels")) > 1
+    data, parallel = simulate(xml)
+    N, k = plan["num_ranks"], plan["k"]
+    for r in range(N):
+        for g in range(plan["buffers"]["output"]):
+            got = data[(r, "o", g)]
+            if collective == "allgather":
+                want = {(g // k, g % k): 1}
+            elif collective == "reduce_scatter":
+                want = {(q, r * k + g): 1 for q in range(N)}
+            else:
+                want = {(q, g): 1 for q in range(N)}
+            assert dict(got) == want, (r, g)
+    assert parallel > 0  # threadblocks of one GPU do run concurrently
 
 
 def test_cli_prints_the_summary(capsys, tmp_path):

@@ -116,3 +116,27 @@ def test_greedy_splitting_on_dgx(monkeypatch):
 
     monkeypatch.setattr(splitting._Splitter, "propose", lambda self, w: None)
     check_invariants(generate(zoo.dgx_a100(2)))
+
+
+def test_identical_boxes_pack_one_root_per_orbit_and_map_the_rest(monkeypatch):
+    from mscomm.forestcoll import packing
+
+    calls = {"mapped": 0, "refused": 0}
+    original = packing._Shift.images
+
+    def images(self, *args):
+        out = original(self, *args)
+        calls["mapped" if out is not None else "refused"] += 1
+        return out
+
+    monkeypatch.setattr(packing._Shift, "images", images)
+    topo = zoo.dgx_a100(4)
+    fast = generate(topo)  # verify() runs inside: spans, multiplicities, link loads
+    assert calls["mapped"] == 8 and calls["refused"] == 0  # one root per GPU slot
+    slow = generate(topo, symmetry=False)
+    assert (fast.x, fast.k) == (slow.x, slow.k) == (slow.x_star, slow.k)
+
+
+def test_symmetry_falls_back_to_the_general_path():
+    schedule = generate(zoo.mi250(2))  # its first mapped orbit is refused
+    assert schedule.x == schedule.x_star

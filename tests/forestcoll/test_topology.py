@@ -129,3 +129,20 @@ def test_local_detection_is_a_valid_topology():
     topo = detect(hosts=2, ranks_per_host=3)
     assert topo.num_ranks == 6 and set(topo.hosts.values()) == {0, 1}
     assert detect().num_ranks >= 2
+
+
+@pytest.mark.parametrize("mutate, bad, near", [
+    (lambda o: o["links"][0].update(duplx=False), "duplx", "duplex"),
+    (lambda o: o.update(switchs=o.pop("switches")), "switchs", "switches"),
+    (lambda o: o["compute"].__setitem__(0, {"name": o["compute"][0], "hots": 0}), "hots", "host"),
+    (lambda o: o["switches"].__setitem__(0, {"name": "s", "knd": "nic"}), "knd", "kind"),
+])
+def test_unknown_keys_are_errors_naming_the_nearest_valid_one(mutate, bad, near):
+    from mscomm.topology import TopologyError
+    from mscomm.topology.io import from_dict
+
+    obj = {"name": "t", "compute": ["a", "b"], "switches": ["s"],
+           "links": [{"src": "a", "dst": "s", "bw": 1}, {"src": "b", "dst": "s", "bw": 1}]}
+    mutate(obj)
+    with pytest.raises(TopologyError, match=f"unknown key '{bad}' \\(did you mean '{near}'"):
+        from_dict(obj)

@@ -57,7 +57,7 @@ class IntTopology:
 
 
 def flow_test(num_nodes: int, num_ranks: int, caps: Mapping[Arc, int], per_root: int,
-              flow_func: str = "scipy", order: Optional[list[int]] = None
+              flow_func: str = "native", order: Optional[list[int]] = None
               ) -> Optional[tuple[int, int]]:
     """Run the rooted flow test.
 
@@ -83,16 +83,14 @@ def flow_test(num_nodes: int, num_ranks: int, caps: Mapping[Arc, int], per_root:
     net = network_with_source(num_nodes, num_ranks, caps, per_root, flow_func)
     need = num_ranks * per_root
     order = order if order is not None else list(range(num_ranks))
-    for i, v in enumerate(order):
-        flow = net.max_flow(num_nodes, v)
-        if flow < need:
-            order.insert(0, order.pop(i))
-            return v, flow
-    return None
+    short = net.first_short_sink(num_nodes, order, need)
+    if short is not None:
+        order.insert(0, order.pop(order.index(short[0])))
+    return short
 
 
 def network_with_source(num_nodes: int, num_ranks: int, caps: Mapping[Arc, int],
-                        per_root: int, flow_func: str = "scipy") -> Network:
+                        per_root: int, flow_func: str = "native") -> Network:
     """The network of ``caps`` plus a super-source (node ``num_nodes``) feeding each compute
     node ``per_root``."""
     src = [u for u, _ in caps] + [num_nodes] * num_ranks

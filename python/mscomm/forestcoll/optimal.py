@@ -43,14 +43,18 @@ class Optimum:
     rounds: int
 
 
-def optimal_throughput(net: IntTopology, flow_func: str = "scipy") -> Optimum:
+def optimal_throughput(net: IntTopology, flow_func: str = "native") -> Optimum:
     """Exact x* (GB/s) and a binding cut.
 
     Complexity: rounds x N max-flows on the topology plus a super-source.
     """
     n, N = net.num_nodes, net.num_ranks
     # Start from the best single-node cut: a compute node alone must send its shard out.
-    start = min(range(N), key=lambda c: out_capacity(net.bw, [c]))
+    egress = [0] * N
+    for (u, _), b in net.bw.items():
+        if u < N:
+            egress[u] += b
+    start = min(range(N), key=lambda c: egress[c])
     cut = frozenset([start])
     x = Fraction(out_capacity(net.bw, cut), 1)
     rounds = 0
@@ -113,7 +117,7 @@ def balance_switches(net: IntTopology, caps: Mapping[Arc, int]) -> dict[Arc, int
     return {a: c for a, c in caps.items() if c > 0}
 
 
-def fixed_k(net: IntTopology, k: int, x_star: Fraction, flow_func: str = "scipy"
+def fixed_k(net: IntTopology, k: int, x_star: Fraction, flow_func: str = "native"
             ) -> tuple[Fraction, dict[Arc, int]]:
     """Smallest U (trees per GB/s) for which k trees per root fit in floor(U·b_e) capacities.
 

@@ -88,3 +88,51 @@ def _route(topo: Topology, u: int, v: int) -> list[tuple[str, str]]:
             path.reverse()
             return list(zip(path, path[1:]))
     raise ValueError(f"no path from {src!r} to {dst!r}")
+
+
+def ring_plan(topo: Topology, collective: str, max_rings: Optional[int] = None,
+              name: Optional[str] = None) -> dict:
+    """The ring baseline as a plan (the same format and executor as ForestColl's).
+
+    Each of the R rings gives every root one chain tree: allgather passes the root's chunk
+    round the ring, reduce-scatter accumulates the root's chunk from the rank after it round to
+    the root. A rank's shard is R chunks, one per ring.
+
+    Raises
+    ------
+    ValueError
+        If a ring hop has to relay through another rank (no switch-only route).
+    """
+    from .plan import COLLECTIVE_PHASES, plan_from_phases
+
+    if collective not in COLLECTIVE_PHASES:
+        raise ValueError(f"collective must be one of {', '.join(COLLECTIVE_PHASES)}, "
+                         f"got {collective!r}")
+    best = ring_throughput(topo, max_rings)
+    compute = set(topo.compute)
+    hop_path: dict[tuple[int, int], tuple[str, ...]] = {}
+    for ring in best.rings:
+        for u, v in zip(ring, ring[1:] + ring[:1]):
+            if (u, v) not in hop_path:
+                inner = tuple(b for _, b in _route(topo, u, v)[:-1])
+                if any(w in compute for w in inner):
+                    raise ValueError(f"ring hop {u}->{v} relays through another rank; the ring "
+                                     "plan needs switch-only routes")
+                hop_path[(u, v)] = inner
+    N = topo.num_ranks
+    phases = {}
+    for phase in COLLECTIVE_PHASES[collective]:
+        trees = []
+        for ring in best.rings:
+            nxt = {u: v for u, v in zip(ring, ring[1:] + ring[:1])}
+            prv = {v: u for u, v in nxt.items()}
+            for r in range(N):
+                if phase == "allgather":
+                    parent = {v: prv[v] for v in range(N) if v != r}
+                    path = {v: hop_path[(prv[v], v)] for v in parent}
+                else:
+                    parent = {v: nxt[v] for v in range(N) if v != r}
+                    path = {v: hop_path[(v, nxt[v])] for v in parent}
+                trees.append((r, 1, parent, path))
+        phases[phase] = (best.x, best.x, len(best.rings), trees)
+    return plan_from_phases(topo, collective, phases, name=name or f"ring-{collective}")

@@ -2,8 +2,10 @@
 
 Allgather of M bytes (each rank contributes M/N) runs every tree as a broadcast of its root's
 share: a tree carries M/(N·k) bytes at rate y = x/k GB/s, so all finish together at
-T = M/(N·x). Reduce-scatter runs the same trees reversed; allreduce is reduce-scatter then
-allgather. Bus bandwidth follows the nccl-tests convention.
+T = M/(N·x). Reduce-scatter is allgather on the *reversed* graph (every link turned round):
+its out-trees there are in-trees of the real fabric, with their own optimum x_RS, which equals
+x_AG only when every link has an equal reverse. Allreduce is reduce-scatter then allgather:
+T = M/N · (1/x_RS + 1/x_AG) (:class:`Collective`). Bus bandwidth follows nccl-tests.
 """
 from __future__ import annotations
 
@@ -16,6 +18,17 @@ from ..topology import Topology
 from .optimal import ScheduleError
 
 COLLECTIVES = ("allgather", "reduce_scatter", "allreduce")
+PHASES = ("reduce_scatter", "allgather")
+
+
+def reverse_topology(topo: Topology) -> Topology:
+    """The same fabric with every link turned round (reduce-scatter's graph)."""
+    return topo.replace(links={(v, u): b for (u, v), b in topo.links.items()})
+
+
+def is_symmetric(topo: Topology) -> bool:
+    """Whether every link has a reverse link of equal bandwidth."""
+    return all(topo.links.get((v, u)) == b for (u, v), b in topo.links.items())
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,10 @@ class Schedule:
     trees : tuple of Tree
     seconds : dict of str to float
         Generation time of each step.
+    direction : {"allgather", "reduce_scatter"}
+        "allgather": ``trees`` are out-trees of ``topology``, data flow parent -> child.
+        "reduce_scatter": ``topology`` is the *reversed* fabric and ``trees`` its out-trees;
+        on the real fabric data flow child -> parent along the reversed switch path.
     """
 
     topology: Topology
@@ -76,6 +93,7 @@ class Schedule:
     cut: tuple[str, ...]
     trees: tuple[Tree, ...]
     seconds: dict = field(default_factory=dict)
+    direction: str = "allgather"
 
     @property
     def num_ranks(self) -> int:
@@ -93,12 +111,16 @@ class Schedule:
     def link_trees(self) -> Counter:
         """Number of trees crossing each physical link ``(src, dst)`` (names)."""
         names = self.topology.compute
-        load: Counter = Counter()
+        routes: Counter = Counter()  # (parent, child, path) -> trees: few distinct ones
         for tree in self.trees:
-            for parent, child, path in tree.edges:
-                hops = (names[parent], *path, names[child])
-                for arc in zip(hops, hops[1:]):
-                    load[arc] += tree.multiplicity
+            m = tree.multiplicity
+            for edge in tree.edges:
+                routes[edge] += m
+        load: Counter = Counter()
+        for (parent, child, path), n in routes.items():
+            hops = (names[parent], *path, names[child])
+            for arc in zip(hops, hops[1:]):
+                load[arc] += n
         return load
 
     def link_load(self) -> dict[tuple[str, str], Fraction]:
@@ -130,20 +152,26 @@ class Schedule:
         every link carries at most its bandwidth; and k trees per root at 1/U each give x.
         """
         topo, N = self.topology, self.num_ranks
+        switches = set(topo.switches)
         per_root = Counter()
+        checked: set = set()  # (parent, child, path) routes already checked against links
         for tree in self.trees:
             per_root[tree.root] += tree.multiplicity
             reached = {tree.root}
-            for parent, child, path in tree.edges:
+            for edge in tree.edges:
+                parent, child, path = edge
                 if parent not in reached or child in reached:
                     raise ScheduleError(f"tree of root {tree.root}: edge {parent}->{child} "
                                         "is not a tree edge in breadth-first order")
                 reached.add(child)
+                if edge in checked:
+                    continue
+                checked.add(edge)
                 hops = (topo.compute[parent], *path, topo.compute[child])
                 for arc in zip(hops, hops[1:]):
                     if arc not in topo.links:
                         raise ScheduleError(f"tree of root {tree.root} uses {arc}, not a link")
-                if any(w not in topo.switches for w in path):
+                if any(w not in switches for w in path):
                     raise ScheduleError(f"tree of root {tree.root}: path {path} leaves the "
                                         "switches")
             if len(reached) != N:
@@ -173,6 +201,62 @@ class Schedule:
         if nbytes is not None:
             out["bytes"] = nbytes
             out["time_s"] = self.time(collective, nbytes)
+        return out
+
+
+@dataclass(frozen=True)
+class Collective:
+    """The schedules of one collective on ``topology``: its phases in execution order.
+
+    ``phases`` maps "reduce_scatter" and/or "allgather" to a :class:`Schedule` (the
+    reduce-scatter one lives on the reversed fabric). Allreduce has both.
+    """
+
+    collective: str
+    topology: Topology
+    phases: dict
+
+    @property
+    def num_ranks(self) -> int:
+        return self.topology.num_ranks
+
+    def rates(self) -> dict:
+        return {name: sched.x for name, sched in self.phases.items()}
+
+    def time(self, nbytes: float) -> float:
+        """Theoretical seconds on ``nbytes`` (M): M/N · sum over phases of 1/x."""
+        return sum(nbytes / (self.num_ranks * float(x) * 1e9) for x in self.rates().values())
+
+    def x(self) -> Fraction:
+        """Per-shard rate of one phase's worth of time: 1 / mean(1/x) over the phases (the
+        phase's x for a single-phase collective)."""
+        inv = sum(1 / x for x in self.rates().values())
+        return len(self.phases) / inv
+
+    def x_star(self) -> Fraction:
+        inv = sum(1 / s.x_star for s in self.phases.values())
+        return len(self.phases) / inv
+
+    def algbw(self) -> Fraction:
+        """M/T in GB/s: N / sum(1/x)."""
+        return self.num_ranks / sum(1 / x for x in self.rates().values())
+
+    def busbw(self) -> Fraction:
+        N = self.num_ranks
+        factor = Fraction(2 * (N - 1), N) if self.collective == "allreduce" else \
+            Fraction(N - 1, N)
+        return self.algbw() * factor
+
+    def summary(self, nbytes: Optional[float] = None) -> dict:
+        out = {"collective": self.collective, "topology": self.topology.name,
+               "num_ranks": self.num_ranks, "algbw_gbps": float(self.algbw()),
+               "busbw_gbps": float(self.busbw()),
+               "phases": {name: {"x_star": str(s.x_star), "x": str(s.x), "k": s.k,
+                                 "tree_batches": len(s.trees)}
+                          for name, s in self.phases.items()}}
+        if nbytes is not None:
+            out["bytes"] = nbytes
+            out["time_s"] = self.time(nbytes)
         return out
 
 

@@ -33,7 +33,7 @@ Split = tuple[int, int, int, int]  # (u, w, t, units)
 
 
 def split_switches(num_nodes: int, num_ranks: int, caps: dict[Arc, int], per_root: int,
-                   flow_func: str = "scipy", progress: Progress = None,
+                   flow_func: str = "native", progress: Progress = None,
                    hosts: Optional[Sequence[Hashable]] = None) -> tuple[dict[Arc, int], Segments]:
     """Split off every switch of ``caps`` (nodes ``num_ranks..num_nodes-1``).
 
@@ -117,18 +117,74 @@ class _Splitter:
                 self.pred[arc[1]].add(arc[0])
 
     def propose(self, w: int) -> Optional[list[Split]]:
-        """A complete splitting of ``w`` that spreads each in-arc over the out-arcs."""
+        """A complete splitting of ``w`` that spreads each in-arc over the out-arcs.
+
+        A switch joining ranks of several hosts is first offered a *sparse* pairing: the
+        i-th in-rank of host h may only feed the i-th out-rank (cyclically) of hosts
+        h+1, h+2, h+4, ... (host indices mod the number of hosts), so the switch-free graph
+        gets about N·log2(hosts) arcs instead of N²/hosts and trees stay shallow. If that
+        pairing cannot carry every unit, or is not admissible, all cross-host pairs are
+        allowed.
+        """
         ins, outs = sorted(self.pred[w]), sorted(self.succ[w])
         group = {x: ("host", self.hosts[x]) if x < self.num_ranks else ("switch", x)
                  for x in ins + outs}
         mixed = len(set(group.values())) > 1
-        allowed = [(u, t) for u in ins for t in outs
-                   if u != t and not (mixed and group[u] == group[t])]
-        if not allowed:
+        dense = [(u, t) for u in ins for t in outs
+                 if u != t and not (mixed and group[u] == group[t])]
+        if not dense:
             return None
+        options = []
+        sparse = self._sparse_pairs(ins, outs, group) if mixed else None
+        if sparse:
+            options.append(sparse)
+        options.append(dense)
+        for allowed in options:
+            found = self._transport(w, ins, outs, allowed)
+            if found is not None:
+                return found
+        return None
+
+    def _sparse_pairs(self, ins: list[int], outs: list[int], group: dict):
+        hosts = sorted({group[x] for x in ins + outs if group[x][0] == "host"})
+        if len(hosts) < 3:
+            return None
+        index = {h: i for i, h in enumerate(hosts)}
+        by_host_out: dict = {}
+        for t in outs:
+            by_host_out.setdefault(group[t], []).append(t)
+        slot_in: dict = {}
+        seen: dict = {}
+        for u in ins:
+            slot_in[u] = seen.get(group[u], 0)
+            seen[group[u]] = slot_in[u] + 1
+        H = len(hosts)
+        offsets, step = [], 1
+        while step < H:
+            offsets.append(step)
+            step *= 2
+        pairs = set()
+        for u in ins:
+            if group[u][0] != "host":
+                pairs.update((u, t) for t in outs if t != u and group[t] != group[u])
+                continue
+            for off in offsets:
+                targets = by_host_out.get(hosts[(index[group[u]] + off) % H], [])
+                if targets:
+                    pairs.add((u, targets[slot_in[u] % len(targets)]))
+        for t in outs:  # out-arcs towards switches stay reachable from everyone
+            if group[t][0] != "host":
+                pairs.update((u, t) for u in ins if u != t and group[u] != group[t])
+        return sorted(pairs)
+
+    def _transport(self, w: int, ins: list[int], outs: list[int], allowed):
         a = {u: self.caps[(u, w)] for u in ins}
         b = {t: self.caps[(w, t)] for t in outs}
-        reach = {u: sum(b[t] for uu, t in allowed if uu == u) for u in ins}
+        reach = {u: 0 for u in ins}
+        for u, t in allowed:
+            reach[u] += b[t]
+        if any(reach[u] == 0 for u in ins):
+            return None
         # Bipartite transport: source -> u (a_u) -> t (fair share, then any) -> sink (b_t).
         node = {x: i + 2 for i, x in enumerate(ins)}
         node.update({("t", t): i + 2 + len(ins) for i, t in enumerate(outs)})

@@ -1,6 +1,7 @@
 """Reading and writing topologies as JSON (the format is described in docs/topology-format.md)."""
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from decimal import Decimal
@@ -13,6 +14,27 @@ from .model import Topology
 
 FORMAT = "mscomm-topology"
 VERSION = 1
+
+
+TOP_KEYS = ("format", "version", "name", "description", "compute", "switches", "links")
+COMPUTE_KEYS = ("name", "host")
+SWITCH_KEYS = ("name", "kind")
+LINK_KEYS = ("src", "dst", "bw", "duplex")
+
+
+def unknown_key_message(where: str, key: Any, valid) -> str:
+    """``where: unknown key 'duplx' (did you mean 'duplex'?; valid keys: ...)``."""
+    near = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    return f"{where}: unknown key {key!r} ({hint}valid keys: {', '.join(valid)})"
+
+
+def check_keys(obj: dict, valid, where: str, error=TopologyError) -> None:
+    """Raise ``error`` naming the first key of ``obj`` not in ``valid`` and the nearest valid
+    one."""
+    for key in obj:
+        if key not in valid:
+            raise error(unknown_key_message(where, key, valid))
 
 
 _NUMBER = re.compile(r"[+-]?(\d{1,60}(\.\d{0,60})?|\.\d{1,60})([eE][+-]?\d{1,3})?(/\d{1,60})?")
@@ -76,12 +98,15 @@ def from_dict(obj: Any) -> Topology:
     if obj.get("version", VERSION) != VERSION:
         raise TopologyError(f"unsupported topology version {obj.get('version')!r} "
                             f"(this reader knows version {VERSION})")
+    check_keys(obj, TOP_KEYS, "topology")
     for key in ("name", "compute", "links"):
         if key not in obj:
             raise TopologyError(f"topology is missing the field {key!r}")
     compute, hosts = [], {}
     for entry in _list(obj, "compute"):
         name = _name(entry, "compute")
+        if isinstance(entry, dict):
+            check_keys(entry, COMPUTE_KEYS, f"compute node {name!r}")
         compute.append(name)
         if isinstance(entry, dict) and "host" in entry:
             if isinstance(entry["host"], bool) or not isinstance(entry["host"], int):
@@ -90,6 +115,8 @@ def from_dict(obj: Any) -> Topology:
     switches, kinds = [], {}
     for entry in _list(obj, "switches", required=False):
         name = _name(entry, "switches")
+        if isinstance(entry, dict):
+            check_keys(entry, SWITCH_KEYS, f"switch {name!r}")
         switches.append(name)
         if isinstance(entry, dict) and "kind" in entry:
             kinds[name] = str(entry["kind"])
@@ -99,6 +126,7 @@ def from_dict(obj: Any) -> Topology:
             raise TopologyError(f"links[{i}]: must be an object with 'src', 'dst' and 'bw', "
                                 f"got {entry!r}")
         src, dst = entry["src"], entry["dst"]
+        check_keys(entry, LINK_KEYS, f"links[{i}] ({src!r} -> {dst!r})")
         bw = parse_bandwidth(entry["bw"], f"link {src!r} -> {dst!r}")
         duplex = entry.get("duplex", True)
         if not isinstance(duplex, bool):
