@@ -191,6 +191,16 @@ def test_ranks_of_different_hosts_get_different_network_stacks_and_tcp(tmp_path)
     nothing_left()
 
 
+@pytest.fixture
+def pair(tmp_path) -> str:
+    """Two hosts of one rank each: the cheapest job that crosses the emulated network."""
+    from mscomm.topology import save
+
+    path = tmp_path / "emu-pair.json"
+    save(zoo.emulated_cluster("emu-pair", [25, 25], 1), path)
+    return str(path)
+
+
 def _wait_ready(proc: subprocess.Popen, n: int) -> list[int]:
     pids, ready = [], 0
     deadline = time.monotonic() + 100
@@ -224,8 +234,8 @@ def _state(pid: int) -> str:
 
 @needs_netns
 @pytest.mark.timeout(120)
-def test_a_rank_crash_ends_the_job_and_removes_everything(tmp_path):
-    proc = launch("emu-equal2x2", WHO_AM_I, "crash", tmp_path=tmp_path)
+def test_a_rank_crash_ends_the_job_and_removes_everything(pair, tmp_path):
+    proc = launch(pair, WHO_AM_I, "crash", tmp_path=tmp_path)
     out, err = proc.communicate(timeout=100)
     assert proc.returncode == 3, err[-3000:]
     assert "rank 1 failed first: it exited with status 3" in err
@@ -237,9 +247,9 @@ def test_a_rank_crash_ends_the_job_and_removes_everything(tmp_path):
 @needs_netns
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
-def test_a_signal_to_the_launcher_ends_the_job_and_removes_everything(sig, status, tmp_path):
-    proc = launch("emu-equal2x2", WHO_AM_I, "wait", tmp_path=tmp_path)
-    pids = _wait_ready(proc, 4)
+def test_a_signal_to_the_launcher_ends_the_job_and_removes_everything(sig, status, pair, tmp_path):
+    proc = launch(pair, WHO_AM_I, "wait", tmp_path=tmp_path)
+    pids = _wait_ready(proc, 2)
     assert leftovers()["namespaces"], "the job's namespaces should exist while it runs"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -250,14 +260,14 @@ def test_a_signal_to_the_launcher_ends_the_job_and_removes_everything(sig, statu
 
 @needs_netns
 @pytest.mark.timeout(120)
-def test_a_killed_launcher_is_swept_at_the_next_start(tmp_path):
-    proc = launch("emu-equal2x2", WHO_AM_I, "wait", tmp_path=tmp_path)
-    pids = _wait_ready(proc, 4)
+def test_a_killed_launcher_is_swept_at_the_next_start(pair, tmp_path):
+    proc = launch(pair, WHO_AM_I, "wait", tmp_path=tmp_path)
+    pids = _wait_ready(proc, 2)
     proc.kill()
     proc.communicate(timeout=30)
     assert _gone(pids), "ranks must die with their launcher (PR_SET_PDEATHSIG)"
     left = leftovers()
-    assert len(left["namespaces"]) == 3 and len(left["shm"]) == 4, left
+    assert len(left["namespaces"]) == 3 and len(left["shm"]) == 2, left
     removed = sweep()  # what every emulated start does first
     assert sorted(removed["namespaces"]) == sorted(left["namespaces"])
     nothing_left()
