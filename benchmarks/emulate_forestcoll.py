@@ -147,10 +147,13 @@ def markdown(report: dict) -> str:
     by = {(r["variant"], r["bytes"]): r for r in report["rows"]}
     for nbytes in sorted({r["bytes"] for r in report["rows"]}):
         cell = {v: by.get((v, nbytes), {}).get("algbw_MBps") for v in VARIANTS}
-        fmt = {v: f"{c:.1f}" if c else by.get((v, nbytes), {}).get("error", "-")[:40] for v, c in cell.items()}
+        fmt = {v: f"{c:.1f}" if c else "error" for v, c in cell.items()}
         ratio = f"{cell['forestcoll'] / cell['ring']:.2f}" if cell["forestcoll"] and cell["ring"] else "-"
         frac = f"{cell['forestcoll'] / opt['forestcoll']:.2f}" if cell["forestcoll"] else "-"
         lines.append(f"| {nbytes} | {fmt['forestcoll']} | {fmt['ring']} | {fmt['auto']} | {ratio} | {frac} |")
+    errors = sorted({f"{r['variant']}: {r['error']}" for r in report["rows"] if "error" in r})
+    if errors:
+        lines += [""] + [f"- error: {e}" for e in errors]
     lines += ["", "Measured link rates (mscomm send/recv, one host pair at a time):", "",
               "| src host | dst host | nominal GB/s | shaped MB/s | measured MB/s | measured / shaped |",
               "|---|---|---|---|---|---|"]
