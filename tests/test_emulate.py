@@ -90,9 +90,9 @@ def test_rates_are_bandwidth_times_scale_and_host_cables_sum_their_links():
     assert host0.rate_ab == host0.rate_ba == 25 * 1e9 * 0.002
     assert fabric.path_rate(0, 3) == (12.5e9 * 0.002, 12.5)
     assert fabric.path_rate(0, 1) == (25e9 * 0.002, 25)
-    two_nics = zoo.emulated_cluster("two", [10, 10], 1).replace(
-        links={**zoo.emulated_cluster("two", [10, 10], 1).links})
-    assert plan_fabric(two_nics, 1).cables[0].nominal_ab == 10
+    unequal = plan_fabric(zoo.get("emu-unequal4x2"), 0.002)
+    assert [float(c.nominal_ab) for c in unequal.cables] == [25, 25, 25, 12.5]
+    assert unequal.path_rate(0, 3) == (25e6, 12.5)
 
 
 @pytest.mark.parametrize("name, message", [
@@ -147,22 +147,40 @@ def test_every_collective_is_correct_across_emulated_hosts(topology, dtypes, tmp
     body = BODY if dtypes is None else BODY.replace(
         'DTYPES = ["float16", "bfloat16", "float32", "float64", "int8", "int32", "int64", "uint8"]',
         f"DTYPES = {dtypes}")
+    mark = 'emit({"failures"'
+    body = body.replace(mark, WHERE_AM_I + mark, 1)
     proc = launch(topology, body, env=COLLECTIVES_ENV, tmp_path=tmp_path)
     out, err = proc.communicate(timeout=220)
     assert proc.returncode == 0, err[-4000:]
     got = results(out)
-    n = load_fabric(topology).topology.num_ranks
-    assert sorted(got) == list(range(n)), err[-3000:]
-    for rank, (res,) in got.items():
+    fabric = load_fabric(topology)
+    assert sorted(got) == list(range(fabric.topology.num_ranks)), err[-3000:]
+    for rank, (where, res) in got.items():
         assert res["nfail"] == 0, f"rank {rank}: {res['failures']}"
+    # Different hosts are different network stacks to mscomm: TCP between them, shm within.
+    where = {rank: v[0] for rank, v in got.items()}
+    for rank, w in where.items():
+        host = fabric.host_of_rank(rank)
+        assert w["hosts"] == len(fabric.hosts)
+        assert w["local"] == [host.ranks.index(rank), len(host.ranks)]
+        assert w["netns"] != os.readlink("/proc/self/ns/net")
+        for peer, transport in w["transports"].items():
+            same = int(peer) in host.ranks
+            assert transport == ("shm" if same else "tcp"), (rank, peer, transport)
+            assert (where[int(peer)]["netns"] == w["netns"]) == same
     nothing_left()
+
+
+WHERE_AM_I = """
+emit({"hosts": comm.num_hosts, "netns": os.readlink("/proc/self/ns/net"),
+      "transports": {p: comm.transport_to(p) for p in range(comm.size) if p != comm.rank},
+      "local": [int(os.environ["MSCOMM_LOCAL_RANK"]), int(os.environ["MSCOMM_LOCAL_SIZE"])]})
+"""
 
 
 WHO_AM_I = r'''
 comm = mscomm.init()
-peers = {p: comm.transport_to(p) for p in range(comm.size) if p != comm.rank}
-emit({"hosts": comm.num_hosts, "netns": os.readlink("/proc/self/ns/net"), "transports": peers,
-      "local": [int(os.environ["MSCOMM_LOCAL_RANK"]), int(os.environ["MSCOMM_LOCAL_SIZE"])], "pid": os.getpid()})
+emit({"pid": os.getpid(), "tcp": comm.transport_to(1 - RANK)})
 mode = sys.argv[1] if len(sys.argv) > 1 else "end"
 if mode == "crash" and RANK == 1:
     os._exit(3)
@@ -174,21 +192,6 @@ if mode in ("wait", "crash"):
 mscomm.barrier()
 mscomm.finalize()
 '''
-
-
-@needs_netns
-@pytest.mark.timeout(120)
-def test_ranks_of_different_hosts_get_different_network_stacks_and_tcp(tmp_path):
-    proc = launch("emu-equal2x2", WHO_AM_I, tmp_path=tmp_path)
-    out, err = proc.communicate(timeout=100)
-    assert proc.returncode == 0, err[-3000:]
-    got = {r: v[0] for r, v in results(out).items()}
-    assert {v["hosts"] for v in got.values()} == {2}
-    assert got[0]["netns"] == got[1]["netns"] != got[2]["netns"] == got[3]["netns"]
-    assert got[0]["netns"] != os.readlink("/proc/self/ns/net")
-    assert got[0]["transports"] == {"1": "shm", "2": "tcp", "3": "tcp"}
-    assert [got[r]["local"] for r in range(4)] == [[0, 2], [1, 2], [0, 2], [1, 2]]
-    nothing_left()
 
 
 @pytest.fixture

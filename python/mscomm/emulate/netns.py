@@ -78,14 +78,18 @@ class Network:
     def namespaces(self) -> list[str]:
         return self.host_ns + [self.switch_ns]
 
-    def enter(self, host: int) -> None:
-        """Move the calling process (a child before exec) into host ``host``'s namespace."""
-        fd = os.open(f"/var/run/netns/{self.host_ns[host]}", os.O_RDONLY)
-        try:
-            if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-        finally:
-            os.close(fd)
+    def open_host(self, host: int) -> int:
+        """A file descriptor of host ``host``'s namespace, for :func:`enter_namespace` in a child."""
+        return os.open(f"/var/run/netns/{self.host_ns[host]}", os.O_RDONLY | os.O_CLOEXEC)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def enter_namespace(fd: int) -> None:
+    """Move the calling process (a child between fork and exec) into the network namespace ``fd``."""
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns into the emulated host's network namespace failed")
 
 
 def build(fabric: Fabric) -> Network:

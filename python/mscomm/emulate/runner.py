@@ -20,7 +20,7 @@ from mscomm import launcher
 from mscomm.topology import TopologyError, get
 
 from .fabric import EmulationError, Fabric, plan_fabric
-from .netns import Network, build, teardown
+from .netns import Network, build, enter_namespace, teardown
 
 DEFAULT_SCALE = 0.002  # 25 GB/s -> 50 MB/s (400 Mbit/s): well inside what tbf shapes exactly here
 _BOOTSTRAP_PORT = 29517  # any port works: rank 0's namespace is new and empty
@@ -116,13 +116,15 @@ def _run_ranks(net: Network, command: list[str], timeout: float | None, prefix: 
 
     for s in old:
         signal.signal(s, forward)
+    # Opened here, not in the child: between fork and exec only async-signal-safe work is sure.
+    fds = {h.index: net.open_host(h.index) for h in fabric.hosts}
     try:
         for rank in range(fabric.topology.num_ranks):
-            host = fabric.host_of_rank(rank).index
+            fd = fds[fabric.host_of_rank(rank).index]
 
-            def child(host: int = host) -> None:
+            def child(fd: int = fd) -> None:
                 launcher._die_with_parent()
-                net.enter(host)
+                enter_namespace(fd)
 
             p = subprocess.Popen(command, env=rank_environment(net, rank, unique_id, extra_env),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=child)
@@ -140,6 +142,8 @@ def _run_ranks(net: Network, command: list[str], timeout: float | None, prefix: 
         launcher._end_all(procs)
         for t in pumps:
             t.join(timeout=2)
+        for fd in fds.values():
+            os.close(fd)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
