@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.emulate:
         return _run_emulated(args, command, extra)
     if args.nranks is None:
-        parser.error("-n is required (unless --emulate gives the ranks)")
+        parser.error("the following arguments are required: -n/--nranks (or --emulate TOPOLOGY)")
     if args.nranks < 1:
         parser.error(f"-n must be at least 1, got {args.nranks}")
     return run(command, args.nranks, timeout=args.timeout, prefix=not args.no_prefix, extra_env=extra)
