@@ -8,8 +8,9 @@ Usage (as root, on a quiet machine)::
 Steps: write the ForestColl allreduce plan (``mscomm-plan``) and the ring plan (``mscomm-plan
 --ring``) for the topology; start one emulated job (``mscomm-run --emulate``) whose ranks first
 measure every host pair's rate with mscomm's TCP transport, then time ``mscomm.allreduce`` with the
-ForestColl plan (run by the executor), the ring plan, and the automatic choice (hier/ring), size by
-size in the same run. Writes ``emulate-forestcoll-<topology>.{json,md,png}``: algbw against size
+ForestColl plan (run by the executor), the ring plan, the automatic choice (hier/ring) and the
+built-in ring (no executor), size by size in the same run. A variant that cannot run (no plan, an
+executor that refuses it) is reported as an error row and the others go on. Writes ``emulate-forestcoll-<topology>.{json,md,png}``: algbw against size
 with the theoretical optimum at the emulated rates (ForestColl's N·x*/2 and the ring's).
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("forestcoll", "ring", "auto")
+VARIANTS = ("forestcoll", "ring", "auto", "builtin-ring")  # builtin-ring: algorithm="ring", no executor
 
 
 def parse_size(text: str) -> int:
@@ -51,26 +52,27 @@ def worker(args: argparse.Namespace) -> int:
     fabric = load_fabric(args.topology, args.scale)
     comm = mscomm.init()
     rates = measure(comm, fabric, 4 << 20, 4)
-    plans = {"forestcoll": args.plan or None, "ring": args.ring_plan or None, "auto": None}
+    plans = {"forestcoll": args.plan or None, "ring": args.ring_plan or None}
     expected_rate = args.expected  # bytes/s of the optimum: sets iterations per repetition
     rows = []
     for nbytes in sizes(parse_size(args.min), parse_size(args.max)):
         count = nbytes // 4
         x = np.full(count, comm.rank + 1, np.float32)
+        out = np.empty_like(x)  # out of place: x keeps its values for every variant's check
         iters = max(1, min(50, int(0.3 * expected_rate / nbytes)))
         for name in VARIANTS:
-            kw = {} if name == "auto" else {"plan": plans[name]}
+            kw = {"auto": {}, "builtin-ring": {"algorithm": "ring"}}.get(name, {"plan": plans.get(name)})
             try:
-                if name != "auto" and plans[name] is None:
+                if "plan" in kw and plans[name] is None:
                     raise FileNotFoundError(f"no {name} plan (mscomm-plan failed; see the driver's output)")
-                y = mscomm.allreduce(x.copy(), **kw)
-                ok = bool(np.all(y == comm.size * (comm.size + 1) / 2))
+                mscomm.allreduce(x, out=out, **kw)
+                ok = bool(np.all(out == comm.size * (comm.size + 1) / 2))
                 times = []
                 for _ in range(args.reps):
                     mscomm.barrier()
                     t0 = time.perf_counter()
                     for _ in range(iters):
-                        mscomm.allreduce(x, **kw)
+                        mscomm.allreduce(x, out=out, **kw)
                     t = np.array([(time.perf_counter() - t0) / iters])
                     mscomm.allreduce(t, "max")
                     times.append(float(t[0]))
@@ -142,15 +144,17 @@ def markdown(report: dict) -> str:
     lines = [f"### {report['topology']} at scale {report['scale']:g} ({report['description']})", "",
              f"Theoretical allreduce algbw at the emulated rates: ForestColl {opt['forestcoll']:.1f} MB/s, "
              f"ring {opt['ring']:.1f} MB/s.", "",
-             "| bytes | forestcoll MB/s | ring MB/s | auto MB/s | forestcoll / ring | forestcoll / optimum |",
-             "|---|---|---|---|---|---|"]
+             "| bytes | forestcoll plan MB/s | ring plan MB/s | auto MB/s | built-in ring MB/s | forestcoll / ring "
+             "| forestcoll / optimum |",
+             "|---|---|---|---|---|---|---|"]
     by = {(r["variant"], r["bytes"]): r for r in report["rows"]}
     for nbytes in sorted({r["bytes"] for r in report["rows"]}):
         cell = {v: by.get((v, nbytes), {}).get("algbw_MBps") for v in VARIANTS}
         fmt = {v: f"{c:.1f}" if c else "error" for v, c in cell.items()}
         ratio = f"{cell['forestcoll'] / cell['ring']:.2f}" if cell["forestcoll"] and cell["ring"] else "-"
         frac = f"{cell['forestcoll'] / opt['forestcoll']:.2f}" if cell["forestcoll"] else "-"
-        lines.append(f"| {nbytes} | {fmt['forestcoll']} | {fmt['ring']} | {fmt['auto']} | {ratio} | {frac} |")
+        lines.append(f"| {nbytes} | {fmt['forestcoll']} | {fmt['ring']} | {fmt['auto']} | {fmt['builtin-ring']} "
+                     f"| {ratio} | {frac} |")
     errors = sorted({f"{r['variant']}: {r['error']}" for r in report["rows"] if "error" in r})
     if errors:
         lines += [""] + [f"- error: {e}" for e in errors]
@@ -170,10 +174,11 @@ def plot(report: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for variant, style in zip(VARIANTS, ("o-", "s-", "^--")):
+    for variant, style in zip(VARIANTS, ("o-", "s-", "^--", "v:")):
         pts = sorted((r["bytes"], r["algbw_MBps"]) for r in report["rows"] if r["variant"] == variant and "algbw_MBps" in r)
         if pts:
-            ax.plot(*zip(*pts), style, label={"auto": "automatic (hier/ring)"}.get(variant, f"{variant} plan"))
+            ax.plot(*zip(*pts), style, label={"auto": "automatic (hier/ring)", "builtin-ring": "built-in ring"}.get(
+                variant, f"{variant} plan (executor)"))
     for name, color in (("forestcoll", "C0"), ("ring", "C1")):
         ax.axhline(report["optimum_algbw_MBps"][name], color=color, ls=":", label=f"{name} optimum (emulated rates)")
     ax.set_xscale("log", base=2)
