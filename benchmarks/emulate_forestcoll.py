@@ -10,8 +10,9 @@ Steps: write the ForestColl allreduce plan (``mscomm-plan``) and the ring plan (
 measure every host pair's rate with mscomm's TCP transport, then time ``mscomm.allreduce`` with the
 ForestColl plan (run by the executor), the ring plan, the automatic choice (hier/ring) and the
 built-in ring (no executor), size by size in the same run. A variant that cannot run (no plan, an
-executor that refuses it) is reported as an error row and the others go on. Writes ``emulate-forestcoll-<topology>.{json,md,png}``: algbw against size
-with the theoretical optimum at the emulated rates (ForestColl's N·x*/2 and the ring's).
+executor that refuses it) is reported as an error row and the others go on. Writes
+``emulate-forestcoll-<topology>.{json,md,png}``: algbw against size with the theoretical optimum
+at the emulated rates (ForestColl's N·x*/2 and the ring's).
 """
 from __future__ import annotations
 
@@ -174,10 +175,10 @@ def plot(report: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for variant, style in zip(VARIANTS, ("o-", "s-", "^--", "v:")):
+    for variant, style, color in zip(VARIANTS, ("o-", "s-", "^--", "v:"), ("C0", "C1", "C2", "C3")):
         pts = sorted((r["bytes"], r["algbw_MBps"]) for r in report["rows"] if r["variant"] == variant and "algbw_MBps" in r)
         if pts:
-            ax.plot(*zip(*pts), style, label={"auto": "automatic (hier/ring)", "builtin-ring": "built-in ring"}.get(
+            ax.plot(*zip(*pts), style, color=color, label={"auto": "automatic (hier/ring)", "builtin-ring": "built-in ring"}.get(
                 variant, f"{variant} plan (executor)"))
     for name, color in (("forestcoll", "C0"), ("ring", "C1")):
         ax.axhline(report["optimum_algbw_MBps"][name], color=color, ls=":", label=f"{name} optimum (emulated rates)")
