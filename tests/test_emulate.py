@@ -163,6 +163,8 @@ def test_every_collective_is_correct_across_emulated_hosts(topology, dtypes, tmp
         host = fabric.host_of_rank(rank)
         assert w["hosts"] == len(fabric.hosts)
         assert w["local"] == [host.ranks.index(rank), len(host.ranks)]
+        assert w["torch"] == [str(rank), str(fabric.topology.num_ranks), str(host.ranks.index(rank)),
+                              str(len(host.ranks)), fabric.host_of_rank(0).address]
         assert w["netns"] != os.readlink("/proc/self/ns/net")
         for peer, transport in w["transports"].items():
             same = int(peer) in host.ranks
@@ -174,7 +176,8 @@ def test_every_collective_is_correct_across_emulated_hosts(topology, dtypes, tmp
 WHERE_AM_I = """
 emit({"hosts": comm.num_hosts, "netns": os.readlink("/proc/self/ns/net"),
       "transports": {p: comm.transport_to(p) for p in range(comm.size) if p != comm.rank},
-      "local": [int(os.environ["MSCOMM_LOCAL_RANK"]), int(os.environ["MSCOMM_LOCAL_SIZE"])]})
+      "local": [int(os.environ["MSCOMM_LOCAL_RANK"]), int(os.environ["MSCOMM_LOCAL_SIZE"])],
+      "torch": [os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR")]})
 """
 
 

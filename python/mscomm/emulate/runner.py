@@ -24,6 +24,7 @@ from .netns import Network, build, enter_namespace, teardown
 
 DEFAULT_SCALE = 0.002  # 25 GB/s -> 50 MB/s (400 Mbit/s): well inside what tbf shapes exactly here
 _BOOTSTRAP_PORT = 29517  # any port works: rank 0's namespace is new and empty
+_MASTER_PORT = 29500
 
 
 def load_fabric(topology: str, scale: float = DEFAULT_SCALE) -> Fabric:
@@ -52,11 +53,12 @@ def rank_environment(net: Network, rank: int, unique_id: str, extra: dict[str, s
     host = fabric.host_of_rank(rank)
     size = fabric.topology.num_ranks
     env = launcher.job_environment(rank, size, unique_id, net.tag, extra)
-    local = {"MSCOMM_LOCAL_RANK": str(host.ranks.index(rank)), "MSCOMM_LOCAL_SIZE": str(len(host.ranks))}
-    for plain in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):  # set by launchers that also export torch's names
-        if plain in env:
-            env[plain] = local["MSCOMM_LOCAL_RANK" if plain == "LOCAL_RANK" else "MSCOMM_LOCAL_SIZE"]
-    env.update(local)
+    local_rank, local_size = str(host.ranks.index(rank)), str(len(host.ranks))
+    # torch's env:// names too, so torch scripts run unchanged; its store lives on rank 0's host.
+    env.update(MSCOMM_LOCAL_RANK=local_rank, MSCOMM_LOCAL_SIZE=local_size, RANK=str(rank), WORLD_SIZE=str(size),
+               LOCAL_RANK=local_rank, LOCAL_WORLD_SIZE=local_size,
+               MASTER_ADDR=fabric.host_of_rank(0).address, MASTER_PORT=str(_MASTER_PORT))
+    env.update(extra or {})
     return env
 
 
@@ -102,6 +104,7 @@ def run_emulated(command: Sequence[str], topology: str, *, scale: float = DEFAUL
 def _run_ranks(net: Network, command: list[str], timeout: float | None, prefix: bool,
                extra_env: dict[str, str] | None, interrupted: dict[str, int], old: dict) -> int:
     fabric = net.fabric
+    command = getattr(launcher, "resolve_command", list)(command)  # `mscomm-run train.py` where it exists
     root = fabric.host_of_rank(0)
     unique_id = f"mscomm://{root.address}:{_BOOTSTRAP_PORT}/{secrets.token_hex(32)}"
     lock = threading.Lock()
