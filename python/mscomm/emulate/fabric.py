@@ -73,8 +73,8 @@ class Fabric:
                 return h
         raise KeyError(rank)
 
-    def path(self, src: int, dst: int) -> list[Cable]:
-        """Cables (oriented src -> dst, as (cable, forward)) on the way from host src to host dst."""
+    def path(self, src: int, dst: int) -> list[tuple[Cable, bool]]:
+        """The cables from host ``src`` to host ``dst``, each with True when it is crossed from a to b."""
         adj: dict[str, list[tuple[str, Cable]]] = {}
         for c in self.cables:
             adj.setdefault(c.a, []).append((c.b, c))
