@@ -203,21 +203,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mscomm-run",
         description="Run N local ranks of an mscomm job (prefixing output with the rank).",
-        usage="mscomm-run -n N [--timeout S] [--force-tcp] [--no-prefix] [--] command [args ...]",
+        usage="mscomm-run -n N [--timeout S] [--force-tcp] [--no-prefix] [--] command [args ...]\n"
+              "       mscomm-run --emulate TOPOLOGY.json [--scale F] [--timeout S] [--] command [args ...]",
     )
-    parser.add_argument("-n", "--nranks", type=int, required=True, help="number of ranks to start")
+    parser.add_argument("-n", "--nranks", type=int, help="number of ranks to start (with --emulate: the topology's)")
     parser.add_argument("--timeout", type=float, default=None, help="end the job after this many seconds (exit 124)")
     parser.add_argument("--force-tcp", action="store_true", help="use TCP between the ranks (sets MSCOMM_FORCE_TCP=1)")
     parser.add_argument("--no-prefix", action="store_true", help="do not prefix output lines with the rank")
+    parser.add_argument("--emulate", metavar="TOPOLOGY", help="run each host of this topology (file or zoo name) "
+                        "in its own network namespace with shaped links (root; docs/emulation.md)")
+    parser.add_argument("--scale", type=float, default=None, help="with --emulate: link rate = topology bandwidth x this")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the program each rank runs")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given; e.g. mscomm-run -n 2 python train.py")
+    extra = {"MSCOMM_FORCE_TCP": "1"} if args.force_tcp else None
+    if args.emulate:
+        return _run_emulated(args, command, extra)
+    if args.nranks is None:
+        parser.error("the following arguments are required: -n/--nranks (or --emulate TOPOLOGY)")
     if args.nranks < 1:
         parser.error(f"-n must be at least 1, got {args.nranks}")
-    extra = {"MSCOMM_FORCE_TCP": "1"} if args.force_tcp else None
     return run(command, args.nranks, timeout=args.timeout, prefix=not args.no_prefix, extra_env=extra)
+
+
+def _run_emulated(args: argparse.Namespace, command: Sequence[str], extra: dict[str, str] | None) -> int:
+    from mscomm.emulate import DEFAULT_SCALE, EmulationError, load_fabric, run_emulated
+
+    try:
+        fabric = load_fabric(args.emulate, args.scale or DEFAULT_SCALE)
+        if args.nranks is not None and args.nranks != fabric.topology.num_ranks:
+            raise EmulationError(f"-n {args.nranks} but topology {fabric.topology.name!r} has "
+                                 f"{fabric.topology.num_ranks} ranks; leave out -n")
+        return run_emulated(command, args.emulate, scale=args.scale or DEFAULT_SCALE, timeout=args.timeout,
+                            prefix=not args.no_prefix, extra_env=extra)
+    except EmulationError as exc:
+        print(f"mscomm-run: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

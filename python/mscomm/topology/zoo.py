@@ -227,6 +227,51 @@ def two_tier(box: Topology, n_boxes: int, nic_bw: Number = 25, switches: int = 1
     return b.build(f"{box.name}x{n_boxes}", f"{n_boxes} x {box.name} behind NICs of {nic_bw} GB/s")
 
 
+def emulated_cluster(name: str, nic_bw: Sequence[Number], ranks_per_host: int = 1, intra_bw: Number = 300,
+                     leaves: int = 1, uplink_bw: Optional[Number] = None) -> Topology:
+    """Hosts for ``mscomm-run --emulate``: host h has ``ranks_per_host`` ranks and one NIC of
+    ``nic_bw[h]`` GB/s.
+
+    With several ranks per host they sit on a shared-memory hub (``intra_bw`` GB/s each, NVLink
+    class) in front of the NIC. ``leaves=1``: every NIC on one switch; more: hosts split evenly
+    (in order) over leaf switches, each with one ``uplink_bw`` GB/s cable to one spine.
+    """
+    _check_count("ranks_per_host", ranks_per_host)
+    _check_count("leaves", leaves)
+    if len(nic_bw) < 2 or len(nic_bw) % leaves:
+        raise TopologyError(f"{name}: need >= 2 hosts split evenly over {leaves} leaves, got {len(nic_bw)}")
+    b = _Builder()
+    if leaves == 1:
+        edge = [b.switch("net", "switch")]
+    else:
+        spine = b.switch("spine", "switch")
+        edge = [b.switch(f"leaf{i}", "switch") for i in range(leaves)]
+        for leaf in edge:
+            b.cable(leaf, spine, uplink_bw if uplink_bw is not None else sum(map(Fraction, nic_bw)) / leaves)
+    per_leaf = len(nic_bw) // leaves
+    for h, bw in enumerate(nic_bw):
+        ranks = [b.gpu(f"h{h}.r{i}", h) for i in range(ranks_per_host)]
+        port = ranks[0]
+        if ranks_per_host > 1:
+            port = b.switch(f"h{h}.shm", "shm")
+            for r in ranks:
+                b.cable(r, port, intra_bw)
+        b.cable(port, edge[h // per_leaf], bw)
+    nics = ", ".join(str(Fraction(x)) for x in nic_bw)
+    shape = f"{leaves} leaves (uplink {uplink_bw} GB/s) under one spine" if leaves > 1 else "one switch"
+    return b.build(name, f"emulation: {len(nic_bw)} hosts x {ranks_per_host} rank(s), NICs {nics} GB/s, {shape}")
+
+
+def emulated_topologies() -> list[Topology]:
+    """The small fabrics made for ``mscomm-run --emulate`` on one machine (docs/emulation.md)."""
+    half = Fraction(25, 2)
+    return [emulated_cluster("emu-equal2x2", [25, 25], 2),
+            emulated_cluster("emu-equal4x1", [25] * 4, 1),
+            emulated_cluster("emu-unequal4x1", [25, 25, 25, half], 1),
+            emulated_cluster("emu-unequal4x2", [25, 25, 25, half], 2),
+            emulated_cluster("emu-2tier4x2", [25] * 4, 2, leaves=2, uplink_bw=half)]
+
+
 GENERATORS: dict[str, Callable[..., Topology]] = {
     "dgx-a100": dgx_a100, "dgx-h100": dgx_h100, "mi250": mi250, "ring": ring, "torus": torus,
     "star": star, "mesh": full_mesh, "fat-tree": fat_tree,
@@ -262,6 +307,7 @@ def zoo_topologies() -> list[Topology]:
     tops += [mi250(n) for n in (1, 2, 4, 8)]
     tops += [ring(8), ring(8, bidirectional=False), torus((4, 4)), star(8), full_mesh(8),
              fat_tree(4, 4, 2)]
+    tops += emulated_topologies()
     return tops
 
 
