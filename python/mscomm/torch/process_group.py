@@ -19,94 +19,28 @@ lower rank sends first and the higher rank receives first. Every rank agrees on 
 batch that both sides post completely before waiting neither mismatches nor deadlocks.
 """
 
+
 from __future__ import annotations
 
 import concurrent.futures
-from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
-from mscomm import _core
 from mscomm.communicator import Communicator
 from mscomm.errors import InvalidArgument
 from mscomm.torch import wire
+from mscomm.torch.executor import ExecutorMixin
+from mscomm.torch.fast import FastPathMixin
+from mscomm.torch.p2p import P2PMixin
+from mscomm.torch.staging import _as_wire, _check_device, _row_counts, _single, _Staged, _unpack
 from mscomm.torch.work import MscommWork
 
 Tensor = torch.Tensor
 
 
-class _Staged:
-    """An output tensor as the core sees it: ``wire`` (a view of the tensor when possible) and,
-    after the collective, ``finish()`` to copy the result back when ``wire`` is a separate copy."""
-
-    def __init__(self, t: Tensor, enc: wire.Encoding, keep_contents: bool = True) -> None:
-        self.t, self.enc = t, enc
-        contiguous = t.is_contiguous()
-        if contiguous:
-            flat = t.view(-1)
-        elif keep_contents:
-            flat = t.contiguous().view(-1)
-        else:
-            flat = torch.empty(t.numel(), dtype=t.dtype)
-        self.wire = enc.to_wire(flat)
-        self.direct = contiguous and enc.is_view
-
-    def finish(self) -> None:
-        if not self.direct:
-            self.t.copy_(self.enc.from_wire(self.wire).view(self.t.shape))
-
-
-def _as_wire(t: Tensor, enc: wire.Encoding) -> Tensor:
-    """An input tensor's wire form (flat, contiguous; a copy only when it must be)."""
-    _check_device(t)
-    return enc.to_wire(t.contiguous().view(-1))
-
-
-def _check_device(t: Tensor) -> None:
-    if t.device.type != "cpu":
-        raise InvalidArgument(f"mscomm backend: tensor is on '{t.device}'; this build serves CPU tensors only "
-                              "(move it with .cpu(), or use a CUDA build of mscomm)")
-    if t.is_sparse:
-        raise InvalidArgument("mscomm backend: sparse tensors are not supported; pass t.to_dense()")
-
-
-def _plain(t: Tensor) -> bool:
-    """A dense contiguous CPU tensor: the core can take its memory as it is."""
-    return t.is_cpu and t.layout is torch.strided and t.is_contiguous()
-
-
-def _row_counts(t: Tensor, rows: Sequence[int], size: int, scale: int) -> list[int] | None:
-    """Wire elements per rank (``scale`` per tensor element) from torch's dim-0 split sizes
-    (empty: equal parts), or None when they do not describe ``t``."""
-    n0, count = (t.shape[0] if t.dim() else 1), t.numel() * scale
-    if not rows:
-        return [count // size] * size if count % size == 0 else None
-    rows = [int(r) for r in rows]
-    if len(rows) != size or sum(rows) != n0 or min(rows) < 0:
-        return None
-    return [r * (count // n0 if n0 else 0) for r in rows]
-
-
-def _unpack(flat: Tensor, enc: wire.Encoding, outputs: Sequence[Tensor]) -> None:
-    """Copy consecutive slices of a flat wire buffer into ``outputs``."""
-    offset = 0
-    for t in outputs:
-        n = t.numel() * enc.per_element
-        t.copy_(enc.from_wire(flat[offset:offset + n]).view(t.shape))
-        offset += n
-
-
-def _single(tensors: Any, what: str) -> Tensor:
-    if isinstance(tensors, Tensor):
-        return tensors
-    if len(tensors) != 1:
-        raise InvalidArgument(f"mscomm backend: {what} takes one tensor per process, got {len(tensors)}")
-    return tensors[0]
-
-
-class ProcessGroupMscomm(dist.ProcessGroup):
+class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGroup):
     """A torch process group whose collectives run on an mscomm :class:`~mscomm.Communicator`.
 
     Made by the backend creator (``dist.init_process_group("mscomm")``, ``dist.new_group(...,
@@ -160,108 +94,6 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         return f"<ProcessGroupMscomm rank={self.rank()} size={self.size()} name={self._group_name!r}>"
 
     # -- running operations -------------------------------------------------------------------
-    def _seconds(self, opts: Any) -> float:
-        t = getattr(opts, "timeout", None)
-        if isinstance(t, timedelta) and t.total_seconds() > 0:
-            return t.total_seconds()
-        return self._timeout
-
-    def _issue(self, async_op: bool, body: Callable[[], None], result: list[Tensor]) -> MscommWork:
-        self._flush_p2p()
-        if not async_op:
-            self._drain()
-            body()
-            return MscommWork(None, result)
-        self._pending = self._submit(body)
-        return MscommWork(self._pending, result)
-
-    def _submit(self, body: Callable[[], None]) -> concurrent.futures.Future:
-        if self._worker is None:
-            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"mscomm-torch-r{self.rank()}")
-        return self._worker.submit(body)
-
-    def _queue_p2p(self, peer: int, sending: bool, body: Callable[[], None], result: list[Tensor]) -> MscommWork:
-        me = self._comm.rank
-        first = sending == (me < peer)          # lower rank sends first, higher rank receives first
-        key = (min(me, peer), max(me, peer), 0 if first else 1, len(self._p2p))
-        done: concurrent.futures.Future = concurrent.futures.Future()
-        self._p2p.append((key, body, done))
-        return MscommWork(done, result, before_wait=self._flush_p2p)
-
-    def _flush_p2p(self) -> None:
-        if not self._p2p:
-            return
-        batch = sorted(self._p2p, key=lambda item: item[0])
-        self._p2p = []
-
-        def run() -> None:
-            for _, body, done in batch:
-                if not done.set_running_or_notify_cancel():
-                    continue
-                try:
-                    body()
-                except BaseException as e:  # noqa: BLE001 - handed to the Work, raised by wait()
-                    done.set_exception(e)
-                else:
-                    done.set_result(None)
-
-        self._pending = self._submit(run)
-
-    def _drain(self) -> None:
-        pending = self._pending
-        if pending is not None and not pending.done():
-            concurrent.futures.wait([pending])
-
-    def _run(self, opts: Any, body: Callable[[float], None], result: list[Tensor]) -> MscommWork:
-        seconds = self._seconds(opts)
-        return self._issue(bool(getattr(opts, "asyncOp", True)), lambda: body(seconds), result)
-
-    # -- fast paths ---------------------------------------------------------------------------
-    # A plain synchronous dist.all_reduce or dist.all_to_all_single on contiguous CPU tensors of a
-    # dtype the core handles natively goes straight to the core. The general path costs ~20 us of
-    # Python per call, and after a large message that code runs with cold caches (several times
-    # slower); with 4 ranks on 2 cores every rank's overhead delays the others too.
-    def _inline(self, opts: Any) -> bool:
-        """Whether a call may go to the core right now: synchronous, nothing queued or in flight."""
-        if opts is None or getattr(opts, "asyncOp", True) or self._p2p:
-            return False
-        self._drain()
-        self._comm._drain()
-        return True
-
-    def _fast_allreduce(self, tensors: Any, opts: Any) -> MscommWork | None:
-        if type(tensors) is not list or len(tensors) != 1 or not self._inline(opts):
-            return None
-        t = tensors[0]
-        dtype, op = wire.CORE_DTYPES.get(t.dtype), wire.OP_NAMES.get(wire.op_type(opts.reduceOp))
-        if dtype is None or op is None or not _plain(t):
-            return None
-        p = t.data_ptr()
-        _core.allreduce(self._comm._core, p, p, t.numel(), dtype, op, 0, self._seconds(opts), "")
-        return MscommWork(None, tensors)
-
-    def _fast_all_to_all(self, output: Tensor, input: Tensor, output_split_sizes: Sequence[int],  # noqa: A002
-                         input_split_sizes: Sequence[int], opts: Any) -> MscommWork | None:
-        if output.dtype != input.dtype or not self._inline(opts) or not (_plain(output) and _plain(input)):
-            return None
-        size = self._comm.size
-        dtype = wire.CORE_DTYPES.get(input.dtype, "uint8")  # as wire.movement: other dtypes as bytes
-        scale = wire.movement(input.dtype).per_element
-        if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
-            count = input.numel() * scale
-            if count % size or output.numel() != input.numel():
-                return None  # the general path names the problem
-            _core.alltoall(self._comm._core, input.data_ptr(), output.data_ptr(), count // size, dtype, "sum", 0,
-                           self._seconds(opts), "")
-        else:
-            send = _row_counts(input, input_split_sizes, size, scale)
-            recv = _row_counts(output, output_split_sizes, size, scale)
-            if send is None or recv is None:
-                return None
-            _core.alltoallv(self._comm._core, input.data_ptr(), send, output.data_ptr(), recv, dtype,
-                            self._seconds(opts))
-        return MscommWork(None, [output])
-
     # -- reductions ---------------------------------------------------------------------------
     def _allreduce_one(self, t: Tensor, op: Any, what: str) -> Callable[[float], None]:
         _check_device(t)
@@ -555,30 +387,6 @@ class ProcessGroupMscomm(dist.ProcessGroup):
     def barrier(self, opts: Any = None) -> MscommWork:
         comm = self._comm
         return self._run(opts, lambda seconds: comm.barrier(timeout=seconds), [])
-
-    # -- point to point -----------------------------------------------------------------------
-    def send(self, tensors: Sequence[Tensor], dstRank: int, tag: int = 0) -> MscommWork:  # noqa: N803
-        t = _single(tensors, "send")
-        _check_device(t)
-        src = _as_wire(t, wire.movement(t.dtype))
-        comm, seconds = self._comm, self._timeout
-        return self._queue_p2p(int(dstRank), True, lambda: comm.send(src, int(dstRank), int(tag), timeout=seconds), [t])
-
-    def recv(self, tensors: Sequence[Tensor], srcRank: int, tag: int = 0) -> MscommWork:  # noqa: N803
-        t = _single(tensors, "recv")
-        _check_device(t)
-        dst = _Staged(t, wire.movement(t.dtype), keep_contents=False)
-        comm, seconds = self._comm, self._timeout
-
-        def body() -> None:
-            comm.recv(dst.wire, int(srcRank), int(tag), timeout=seconds)
-            dst.finish()
-
-        return self._queue_p2p(int(srcRank), False, body, [t])
-
-    def recv_anysource(self, tensors: Sequence[Tensor], tag: int = 0) -> MscommWork:
-        raise InvalidArgument("mscomm backend: recv without a source rank is not supported (transfers between two "
-                              "ranks match in order); pass src= to dist.recv / dist.irecv")
 
     # -- life cycle ---------------------------------------------------------------------------
     def shutdown(self) -> None:
