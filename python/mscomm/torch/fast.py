@@ -1,5 +1,7 @@
-"""Fast paths: plain synchronous ``dist.all_reduce`` / ``dist.all_to_all_single`` on contiguous
-CPU tensors of a core dtype go straight to the core."""
+"""Fast paths: a plain synchronous ``dist.all_reduce`` / ``dist.all_to_all_single`` on contiguous
+CPU tensors of a core dtype goes straight to the public collective (``mscomm.allreduce``,
+``mscomm.alltoall``, ``mscomm.alltoallv``) on the tensor itself, skipping the general path's
+staging, per-call closures and Work bookkeeping."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
-from mscomm import _core
+from mscomm import collectives
 from mscomm.torch import wire
 from mscomm.torch.staging import _plain, _row_counts
 from mscomm.torch.work import MscommWork
@@ -16,28 +18,27 @@ Tensor = torch.Tensor
 
 
 class FastPathMixin:
-    # -- fast paths ---------------------------------------------------------------------------
     # A plain synchronous dist.all_reduce or dist.all_to_all_single on contiguous CPU tensors of a
-    # dtype the core handles natively goes straight to the core. The general path costs ~20 us of
-    # Python per call, and after a large message that code runs with cold caches (several times
-    # slower); with 4 ranks on 2 cores every rank's overhead delays the others too.
+    # dtype the core handles natively calls the public collective on the tensor itself. The general
+    # path costs ~20 us of Python per call, and after a large message that code runs with cold
+    # caches (several times slower); with 4 ranks on 2 cores every rank's overhead delays the
+    # others too.
     def _inline(self, opts: Any) -> bool:
-        """Whether a call may go to the core right now: synchronous, nothing queued or in flight."""
+        """Whether a call may run right now: synchronous, nothing of this group queued or in flight
+        (the communicator waits for its own asynchronous calls itself)."""
         if opts is None or getattr(opts, "asyncOp", True) or self._p2p:
             return False
         self._drain()
-        self._comm._drain()
         return True
 
     def _fast_allreduce(self, tensors: Any, opts: Any) -> MscommWork | None:
         if type(tensors) is not list or len(tensors) != 1 or not self._inline(opts):
             return None
         t = tensors[0]
-        dtype, op = wire.CORE_DTYPES.get(t.dtype), wire.OP_NAMES.get(wire.op_type(opts.reduceOp))
-        if dtype is None or op is None or not _plain(t):
+        op = wire.OP_NAMES.get(wire.op_type(opts.reduceOp))
+        if op is None or t.dtype not in wire.CORE_DTYPES or not _plain(t):
             return None
-        p = t.data_ptr()
-        _core.allreduce(self._comm._core, p, p, t.numel(), dtype, op, 0, self._seconds(opts), "")
+        collectives.allreduce(t, op, comm=self._comm, timeout=self._seconds(opts))
         return MscommWork(None, tensors)
 
     def _fast_all_to_all(self, output: Tensor, input: Tensor, output_split_sizes: Sequence[int],  # noqa: A002
@@ -45,20 +46,17 @@ class FastPathMixin:
         if output.dtype != input.dtype or not self._inline(opts) or not (_plain(output) and _plain(input)):
             return None
         size = self._comm.size
-        dtype = wire.CORE_DTYPES.get(input.dtype, "uint8")  # as wire.movement: other dtypes as bytes
-        scale = wire.movement(input.dtype).per_element
+        enc = wire.movement(input.dtype)  # other dtypes as bytes, as in the general path
+        src, dst = (input, output) if input.dtype in wire.CORE_DTYPES else \
+            (enc.to_wire(input.view(-1)), enc.to_wire(output.view(-1)))
         if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
-            count = input.numel() * scale
-            if count % size or output.numel() != input.numel():
+            if src.numel() % size or output.numel() != input.numel():
                 return None  # the general path names the problem
-            _core.alltoall(self._comm._core, input.data_ptr(), output.data_ptr(), count // size, dtype, "sum", 0,
-                           self._seconds(opts), "")
+            collectives.alltoall(src, out=dst, comm=self._comm, timeout=self._seconds(opts))
         else:
-            send = _row_counts(input, input_split_sizes, size, scale)
-            recv = _row_counts(output, output_split_sizes, size, scale)
+            send = _row_counts(input, input_split_sizes, size, enc.per_element)
+            recv = _row_counts(output, output_split_sizes, size, enc.per_element)
             if send is None or recv is None:
                 return None
-            _core.alltoallv(self._comm._core, input.data_ptr(), send, output.data_ptr(), recv, dtype,
-                            self._seconds(opts))
+            collectives.alltoallv(src, send, recv, out=dst, comm=self._comm, timeout=self._seconds(opts))
         return MscommWork(None, [output])
-
