@@ -52,7 +52,12 @@ def load_suite(backend: str, world_size: int, temp_dir: str, spawn: bool):
     os.environ["WORLD_SIZE"] = str(world_size)
     os.environ["TEMP_DIR"] = temp_dir
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29500")
+    if "MASTER_PORT" not in os.environ:  # a free one: two runs at once must not share it
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
     import torch.multiprocessing
     import torch.testing._internal.distributed.distributed_test as dt
 

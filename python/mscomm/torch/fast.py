@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import torch
 
 from mscomm import collectives
+from mscomm.errors import PeerFailure, Timeout
 from mscomm.torch import wire
 from mscomm.torch.staging import _plain, _row_counts
 from mscomm.torch.work import MscommWork
@@ -38,7 +39,10 @@ class FastPathMixin:
         op = wire.OP_NAMES.get(wire.op_type(opts.reduceOp))
         if op is None or t.dtype not in wire.CORE_DTYPES or not _plain(t):
             return None
-        collectives.allreduce(t, op, comm=self._comm, timeout=self._seconds(opts))
+        try:
+            collectives.allreduce(t, op, comm=self._comm, timeout=self._seconds(opts))
+        except (PeerFailure, Timeout) as e:
+            raise self._explain(e) from e
         return MscommWork(None, tensors)
 
     def _fast_all_to_all(self, output: Tensor, input: Tensor, output_split_sizes: Sequence[int],  # noqa: A002
@@ -49,14 +53,17 @@ class FastPathMixin:
         enc = wire.movement(input.dtype)  # other dtypes as bytes, as in the general path
         src, dst = (input, output) if input.dtype in wire.CORE_DTYPES else \
             (enc.to_wire(input.view(-1)), enc.to_wire(output.view(-1)))
-        if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
-            if src.numel() % size or output.numel() != input.numel():
-                return None  # the general path names the problem
-            collectives.alltoall(src, out=dst, comm=self._comm, timeout=self._seconds(opts))
-        else:
-            send = _row_counts(input, input_split_sizes, size, enc.per_element)
-            recv = _row_counts(output, output_split_sizes, size, enc.per_element)
-            if send is None or recv is None:
-                return None
-            collectives.alltoallv(src, send, recv, out=dst, comm=self._comm, timeout=self._seconds(opts))
+        try:
+            if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
+                if src.numel() % size or output.numel() != input.numel():
+                    return None  # the general path names the problem
+                collectives.alltoall(src, out=dst, comm=self._comm, timeout=self._seconds(opts))
+            else:
+                send = _row_counts(input, input_split_sizes, size, enc.per_element)
+                recv = _row_counts(output, output_split_sizes, size, enc.per_element)
+                if send is None or recv is None:
+                    return None
+                collectives.alltoallv(src, send, recv, out=dst, comm=self._comm, timeout=self._seconds(opts))
+        except (PeerFailure, Timeout) as e:
+            raise self._explain(e) from e
         return MscommWork(None, [output])

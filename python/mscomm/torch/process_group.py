@@ -23,21 +23,45 @@ batch that both sides post completely before waiting neither mismatches nor dead
 from __future__ import annotations
 
 import concurrent.futures
+import math
+import re
+import time
+from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
 from mscomm.communicator import Communicator
-from mscomm.errors import InvalidArgument
+from mscomm.errors import InvalidArgument, Timeout
 from mscomm.torch import wire
-from mscomm.torch.executor import ExecutorMixin
+from mscomm.torch.executor import LEFT_KEY, ExecutorMixin
 from mscomm.torch.fast import FastPathMixin
 from mscomm.torch.p2p import P2PMixin
-from mscomm.torch.staging import _as_wire, _check_device, _row_counts, _single, _Staged, _unpack
+from mscomm.torch.staging import _as_wire, _check_cpu, _check_device, _row_counts, _single, _Staged, _unpack
 from mscomm.torch.work import MscommWork
 
 Tensor = torch.Tensor
+
+
+def _silent(message: str) -> str:
+    """Who a timed-out core call was waiting for, read from its message."""
+    m = re.search(r"not heard from ranks? \[?([0-9, ]+)\]?", message) or re.search(r"from rank ([0-9]+)", message)
+    if m is None:
+        return "some ranks did not reach it"
+    ranks = [int(r) for r in re.findall(r"[0-9]+", m.group(1))]
+    return f"not heard from rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
+
+
+def _store_wait(store: Any, key: str, seconds: float) -> bool:
+    """Whether ``key`` appears in ``store`` within ``seconds`` (0: just look)."""
+    if seconds <= 0:
+        return bool(store.check([key]))
+    try:
+        store.wait([key], timedelta(seconds=seconds))
+        return True
+    except (RuntimeError, dist.DistError):
+        return False
 
 
 class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGroup):
@@ -54,10 +78,12 @@ class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGro
         The group timeout in seconds, used when an operation's options leave it unset.
     """
 
-    def __init__(self, comm: Communicator, timeout: float) -> None:
+    def __init__(self, comm: Communicator, timeout: float, store: Any = None) -> None:
         super().__init__(comm.rank, comm.size)
         self._comm = comm
         self._timeout = timeout
+        self._store = store  # the group's store (monitored_barrier); None when made by hand
+        self._monitored = 0  # monitored barriers so far (every rank counts alike)
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None
         self._p2p: list[tuple[tuple[int, int, int, int], Callable[[], None], concurrent.futures.Future]] = []
@@ -121,8 +147,42 @@ class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGro
         else:
             op = opts.reduceOp
         tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+        if any(t.is_sparse for t in tensors):
+            return self._allreduce_sparse(tensors, op, opts)
         bodies = [self._allreduce_one(t, op, "allreduce") for t in tensors]
         return self._run(opts, lambda s: [b(s) for b in bodies] and None, tensors)
+
+    def _allreduce_sparse(self, tensors: list[Tensor], op: Any, opts: Any) -> MscommWork:
+        """Sparse COO SUM as gloo does it: gather every rank's indices and values, sum locally, and
+        write the (coalesced) result into each input tensor."""
+        if len(tensors) != 1 or not tensors[0].is_sparse or tensors[0].layout is not torch.sparse_coo:
+            raise InvalidArgument("mscomm backend: sparse allreduce takes one sparse COO tensor")
+        if wire.op_type(op) != dist.ReduceOp.RedOpType.SUM:
+            raise InvalidArgument("mscomm backend: sparse allreduce supports ReduceOp.SUM only (as gloo)")
+        t, comm = tensors[0], self._comm
+        _check_cpu(t)
+
+        def gathered(x: Tensor, seconds: float) -> list[Tensor]:
+            """Every rank's ``x`` (same dtype and trailing shape, any dim-0 length), in rank order."""
+            n = torch.tensor([x.shape[0]], dtype=torch.int64)
+            counts = comm.allgather(n, timeout=seconds).tolist()
+            row = x.element_size() * math.prod(x.shape[1:])  # bytes per dim-0 entry
+            if max(counts) * row == 0:
+                return [x.new_empty((c, *x.shape[1:])) for c in counts]
+            mine = torch.zeros(max(counts) * row, dtype=torch.uint8)
+            if x.numel():
+                mine[:x.shape[0] * row] = x.contiguous().view(-1).view(torch.uint8)
+            everyone = comm.allgather(mine, timeout=seconds).view(comm.size, -1)
+            return [everyone[r, :counts[r] * row].view(x.dtype).view(counts[r], *x.shape[1:]) for r in range(comm.size)]
+
+        def body(seconds: float) -> None:
+            local = t.coalesce()
+            idx = gathered(local.indices().t().contiguous(), seconds)
+            val = gathered(local.values(), seconds)
+            total = torch.sparse_coo_tensor(torch.cat(idx).t(), torch.cat(val), t.shape).coalesce()
+            t.copy_(total)
+
+        return self._run(opts, body, [t])
 
     def allreduce_coalesced(self, tensors: Sequence[Tensor], opts: Any = None) -> MscommWork:
         op = opts.reduceOp if opts is not None else dist.ReduceOp.SUM
@@ -245,8 +305,34 @@ class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGro
 
     def allgather_coalesced(self, output_lists: Sequence[Sequence[Tensor]], inputs: Sequence[Tensor],
                             opts: Any = None) -> MscommWork:
-        bodies = [self._allgather_body(o, i, "allgather_coalesced") for o, i in zip(output_lists, inputs)]
-        return self._run(opts, lambda s: [b(s) for b in bodies] and None, [t for o in output_lists for t in o])
+        """torch's layout: ``output_lists[r][i]`` receives rank r's ``inputs[i]`` (one list per rank)."""
+        comm, inputs = self._comm, list(inputs)
+        outputs = [list(o) for o in output_lists]
+        for t in [*inputs, *(t for o in outputs for t in o)]:
+            _check_device(t)
+        shapes = [(t.numel(), t.dtype) for t in inputs]
+        if len(outputs) != comm.size or any([(t.numel(), t.dtype) for t in o] != shapes for o in outputs):
+            raise InvalidArgument(
+                f"mscomm backend: all_gather_coalesced needs output_tensor_lists of {comm.size} lists (one per rank), "
+                f"each matching input_tensor_list {[(n, str(d)) for n, d in shapes]}; got "
+                f"{[[(t.numel(), str(t.dtype)) for t in o] for o in outputs]}")
+        # Every input as bytes, concatenated: one allgather; rank r's block holds its inputs in order.
+        parts = [wire.movement(t.dtype).to_wire(t.contiguous().view(-1)).view(torch.uint8) for t in inputs]
+        src = torch.cat(parts) if parts else torch.empty(0, dtype=torch.uint8)
+
+        def body(seconds: float) -> None:
+            flat = torch.empty(comm.size * src.numel(), dtype=torch.uint8)
+            comm.allgather(src, out=flat, timeout=seconds)
+            for r, block in enumerate(flat.view(comm.size, -1) if src.numel() else [flat] * comm.size):
+                offset = 0
+                for t, part in zip(outputs[r], parts):
+                    n, piece = part.numel(), block[offset:offset + part.numel()]
+                    if piece.storage_offset() % t.element_size():  # a byte view must be aligned to become a t.dtype view
+                        piece = piece.clone()
+                    t.copy_(piece.view(t.dtype).view(t.shape))
+                    offset += n
+
+        return self._run(opts, body, [t for o in outputs for t in o])
 
     def _all_gather_single_body(self, output: Tensor, inp: Tensor, what: str) -> Callable[[float], None]:
         _check_device(inp)
@@ -386,7 +472,51 @@ class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGro
 
     def barrier(self, opts: Any = None) -> MscommWork:
         comm = self._comm
-        return self._run(opts, lambda seconds: comm.barrier(timeout=seconds), [])
+
+        def body(seconds: float) -> None:
+            try:
+                comm.barrier(timeout=seconds)
+            except Timeout as e:
+                raise Timeout(f"mscomm backend: Timed out in barrier on rank {comm.rank} after {seconds:g} s: "
+                              f"{_silent(str(e))}; check that every rank of the group calls barrier "
+                              f"({e})") from e
+
+        return self._run(opts, body, [])
+
+    def monitored_barrier(self, timeout: timedelta | float | None = None, wait_all_ranks: bool = False) -> None:
+        """gloo's ``monitored_barrier`` through the group's store: every rank checks in with rank 0,
+        which names the ranks that did not come within ``timeout``; the messages are gloo's.
+        (``dist.monitored_barrier`` itself refuses every backend but gloo; this serves
+        ``group.monitored_barrier(...)`` called on the group.)"""
+        if self._store is None:
+            raise InvalidArgument("mscomm backend: monitored_barrier needs the group's store (a group made by "
+                                  "dist.init_process_group / dist.new_group)")
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else \
+            (self._timeout if timeout is None else float(timeout))
+        ms = int(seconds * 1000)
+        store, me, size = self._store, self._comm.rank, self._comm.size
+        key = f"mscomm/monitored_barrier/{self._monitored}"
+        self._monitored += 1
+        if me != 0:
+            store.set(f"{key}/{me}", b"1")
+            if not _store_wait(store, f"{key}/ack", seconds):
+                raise RuntimeError(f"Rank {me} successfully reached monitoredBarrier, but received errors while waiting "
+                                   "for send/recv from rank 0. Please check rank 0 logs for faulty rank.")
+            return
+        deadline, missing = time.monotonic() + seconds, []
+        for r in range(1, size):
+            left = deadline - time.monotonic()
+            if left <= 0 and not wait_all_ranks:
+                raise RuntimeError(f"Rank 0 timed out in monitoredBarrier after {ms} ms. Ranks "
+                                   f"{', '.join(map(str, range(r, size)))} have not been processed")
+            if not _store_wait(store, f"{key}/{r}", max(left, 0.0)):
+                if not wait_all_ranks:
+                    raise RuntimeError(f"[Rank 0]: Rank {r} failed to pass monitoredBarrier in {ms} ms")
+                missing.append(r)
+        if missing:
+            raise RuntimeError(f"[Rank 0]: Ranks {', '.join(map(str, missing))} failed to pass monitoredBarrier in "
+                               f"{ms} ms")
+        store.set(f"{key}/ack", b"1")
 
     # -- life cycle ---------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -399,6 +529,11 @@ class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGro
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
+        if self._store is not None:
+            try:  # so that a rank still using the group hears that this one left (see executor.py)
+                self._store.set(LEFT_KEY.format(self._comm.rank), b"1")
+            except Exception:  # noqa: BLE001 - the store's host may have gone already
+                pass
         self._comm.close()
 
     def abort(self) -> None:

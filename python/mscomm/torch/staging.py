@@ -40,12 +40,17 @@ def _as_wire(t: Tensor, enc: wire.Encoding) -> Tensor:
     return enc.to_wire(t.contiguous().view(-1))
 
 
-def _check_device(t: Tensor) -> None:
+def _check_cpu(t: Tensor) -> None:
     if t.device.type != "cpu":
         raise InvalidArgument(f"mscomm backend: tensor is on '{t.device}'; this build serves CPU tensors only "
                               "(move it with .cpu(), or use a CUDA build of mscomm)")
+
+
+def _check_device(t: Tensor) -> None:
+    _check_cpu(t)
     if t.is_sparse:
-        raise InvalidArgument("mscomm backend: sparse tensors are not supported; pass t.to_dense()")
+        raise InvalidArgument("mscomm backend: sparse tensors are supported by all_reduce (SUM) only; pass "
+                              "t.to_dense()")
 
 
 def _plain(t: Tensor) -> bool:
