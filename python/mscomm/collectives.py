@@ -34,7 +34,13 @@ def _resolve_comm(comm: Any) -> Any:
     return _default.get() if comm is None else comm
 
 
+_OP_NAMES = {name: name for name in REDUCE_OPS}
+
+
 def _check_op(op: Any, what: str) -> str:
+    name = _OP_NAMES.get(op) if type(op) is str else None
+    if name is not None:
+        return name
     if not isinstance(op, str) and hasattr(op, "__len__"):
         raise InvalidArgument(f"{what}: op must be one of {', '.join(REDUCE_OPS)}, got an array; the output "
                               f"goes in out= ({what}(x, op, out=y))")

@@ -352,6 +352,14 @@ def check_objects_and_functional(c: Checker) -> None:
     for t in refs:
         dist.all_reduce(t, group=c.gloo)
     c.same(case, ts, refs)
+    # all_gather_coalesced: output_tensor_lists[r][i] is rank r's input i. As many inputs as ranks,
+    # of equal size, so an output read transposed would fit the shapes and be silently wrong.
+    case = f"all_gather_coalesced/{n}ranks"
+    ins = [c.data(case + str(i), (3,), torch.float32) for i in range(n)]
+    outs = {g: [[torch.empty(3) for _ in range(n)] for _ in range(n)] for g in ("ms", "gloo")}
+    dist.all_gather_coalesced(outs["ms"], ins, group=c.ms)
+    dist.all_gather_coalesced(outs["gloo"], ins, group=c.gloo)
+    c.same(case, [t for o in outs["ms"] for t in o], [t for o in outs["gloo"] for t in o])
 
 
 def check_subgroups(c: Checker) -> None:

@@ -87,7 +87,7 @@ def _create(store: Any, rank: int, size: int, timeout: timedelta) -> ProcessGrou
     """The backend creator torch calls for each new group with this backend."""
     uid = _rendezvous(store, rank, size, timeout)
     seconds = timeout.total_seconds()
-    return ProcessGroupMscomm(Communicator(rank, size, uid, timeout=seconds), seconds)
+    return ProcessGroupMscomm(Communicator(rank, size, uid, timeout=seconds), seconds, store)
 
 
 def _mscomm_group(group: Any) -> ProcessGroupMscomm:

@@ -19,94 +19,52 @@ lower rank sends first and the higher rank receives first. Every rank agrees on 
 batch that both sides post completely before waiting neither mismatches nor deadlocks.
 """
 
+
 from __future__ import annotations
 
 import concurrent.futures
+import math
+import re
+import time
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
-from mscomm import _core
 from mscomm.communicator import Communicator
-from mscomm.errors import InvalidArgument
+from mscomm.errors import InvalidArgument, Timeout
 from mscomm.torch import wire
+from mscomm.torch.executor import LEFT_KEY, ExecutorMixin
+from mscomm.torch.fast import FastPathMixin
+from mscomm.torch.p2p import P2PMixin
+from mscomm.torch.staging import _as_wire, _check_cpu, _check_device, _row_counts, _single, _Staged, _unpack
 from mscomm.torch.work import MscommWork
 
 Tensor = torch.Tensor
 
 
-class _Staged:
-    """An output tensor as the core sees it: ``wire`` (a view of the tensor when possible) and,
-    after the collective, ``finish()`` to copy the result back when ``wire`` is a separate copy."""
-
-    def __init__(self, t: Tensor, enc: wire.Encoding, keep_contents: bool = True) -> None:
-        self.t, self.enc = t, enc
-        contiguous = t.is_contiguous()
-        if contiguous:
-            flat = t.view(-1)
-        elif keep_contents:
-            flat = t.contiguous().view(-1)
-        else:
-            flat = torch.empty(t.numel(), dtype=t.dtype)
-        self.wire = enc.to_wire(flat)
-        self.direct = contiguous and enc.is_view
-
-    def finish(self) -> None:
-        if not self.direct:
-            self.t.copy_(self.enc.from_wire(self.wire).view(self.t.shape))
+def _silent(message: str) -> str:
+    """Who a timed-out core call was waiting for, read from its message."""
+    m = re.search(r"not heard from ranks? \[?([0-9, ]+)\]?", message) or re.search(r"from rank ([0-9]+)", message)
+    if m is None:
+        return "some ranks did not reach it"
+    ranks = [int(r) for r in re.findall(r"[0-9]+", m.group(1))]
+    return f"not heard from rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
 
 
-def _as_wire(t: Tensor, enc: wire.Encoding) -> Tensor:
-    """An input tensor's wire form (flat, contiguous; a copy only when it must be)."""
-    _check_device(t)
-    return enc.to_wire(t.contiguous().view(-1))
+def _store_wait(store: Any, key: str, seconds: float) -> bool:
+    """Whether ``key`` appears in ``store`` within ``seconds`` (0: just look)."""
+    if seconds <= 0:
+        return bool(store.check([key]))
+    try:
+        store.wait([key], timedelta(seconds=seconds))
+        return True
+    except (RuntimeError, dist.DistError):
+        return False
 
 
-def _check_device(t: Tensor) -> None:
-    if t.device.type != "cpu":
-        raise InvalidArgument(f"mscomm backend: tensor is on '{t.device}'; this build serves CPU tensors only "
-                              "(move it with .cpu(), or use a CUDA build of mscomm)")
-    if t.is_sparse:
-        raise InvalidArgument("mscomm backend: sparse tensors are not supported; pass t.to_dense()")
-
-
-def _plain(t: Tensor) -> bool:
-    """A dense contiguous CPU tensor: the core can take its memory as it is."""
-    return t.is_cpu and t.layout is torch.strided and t.is_contiguous()
-
-
-def _row_counts(t: Tensor, rows: Sequence[int], size: int, scale: int) -> list[int] | None:
-    """Wire elements per rank (``scale`` per tensor element) from torch's dim-0 split sizes
-    (empty: equal parts), or None when they do not describe ``t``."""
-    n0, count = (t.shape[0] if t.dim() else 1), t.numel() * scale
-    if not rows:
-        return [count // size] * size if count % size == 0 else None
-    rows = [int(r) for r in rows]
-    if len(rows) != size or sum(rows) != n0 or min(rows) < 0:
-        return None
-    return [r * (count // n0 if n0 else 0) for r in rows]
-
-
-def _unpack(flat: Tensor, enc: wire.Encoding, outputs: Sequence[Tensor]) -> None:
-    """Copy consecutive slices of a flat wire buffer into ``outputs``."""
-    offset = 0
-    for t in outputs:
-        n = t.numel() * enc.per_element
-        t.copy_(enc.from_wire(flat[offset:offset + n]).view(t.shape))
-        offset += n
-
-
-def _single(tensors: Any, what: str) -> Tensor:
-    if isinstance(tensors, Tensor):
-        return tensors
-    if len(tensors) != 1:
-        raise InvalidArgument(f"mscomm backend: {what} takes one tensor per process, got {len(tensors)}")
-    return tensors[0]
-
-
-class ProcessGroupMscomm(dist.ProcessGroup):
+class ProcessGroupMscomm(ExecutorMixin, P2PMixin, FastPathMixin, dist.ProcessGroup):
     """A torch process group whose collectives run on an mscomm :class:`~mscomm.Communicator`.
 
     Made by the backend creator (``dist.init_process_group("mscomm")``, ``dist.new_group(...,
@@ -120,10 +78,12 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         The group timeout in seconds, used when an operation's options leave it unset.
     """
 
-    def __init__(self, comm: Communicator, timeout: float) -> None:
+    def __init__(self, comm: Communicator, timeout: float, store: Any = None) -> None:
         super().__init__(comm.rank, comm.size)
         self._comm = comm
         self._timeout = timeout
+        self._store = store  # the group's store (monitored_barrier); None when made by hand
+        self._monitored = 0  # monitored barriers so far (every rank counts alike)
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None
         self._p2p: list[tuple[tuple[int, int, int, int], Callable[[], None], concurrent.futures.Future]] = []
@@ -160,108 +120,6 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         return f"<ProcessGroupMscomm rank={self.rank()} size={self.size()} name={self._group_name!r}>"
 
     # -- running operations -------------------------------------------------------------------
-    def _seconds(self, opts: Any) -> float:
-        t = getattr(opts, "timeout", None)
-        if isinstance(t, timedelta) and t.total_seconds() > 0:
-            return t.total_seconds()
-        return self._timeout
-
-    def _issue(self, async_op: bool, body: Callable[[], None], result: list[Tensor]) -> MscommWork:
-        self._flush_p2p()
-        if not async_op:
-            self._drain()
-            body()
-            return MscommWork(None, result)
-        self._pending = self._submit(body)
-        return MscommWork(self._pending, result)
-
-    def _submit(self, body: Callable[[], None]) -> concurrent.futures.Future:
-        if self._worker is None:
-            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"mscomm-torch-r{self.rank()}")
-        return self._worker.submit(body)
-
-    def _queue_p2p(self, peer: int, sending: bool, body: Callable[[], None], result: list[Tensor]) -> MscommWork:
-        me = self._comm.rank
-        first = sending == (me < peer)          # lower rank sends first, higher rank receives first
-        key = (min(me, peer), max(me, peer), 0 if first else 1, len(self._p2p))
-        done: concurrent.futures.Future = concurrent.futures.Future()
-        self._p2p.append((key, body, done))
-        return MscommWork(done, result, before_wait=self._flush_p2p)
-
-    def _flush_p2p(self) -> None:
-        if not self._p2p:
-            return
-        batch = sorted(self._p2p, key=lambda item: item[0])
-        self._p2p = []
-
-        def run() -> None:
-            for _, body, done in batch:
-                if not done.set_running_or_notify_cancel():
-                    continue
-                try:
-                    body()
-                except BaseException as e:  # noqa: BLE001 - handed to the Work, raised by wait()
-                    done.set_exception(e)
-                else:
-                    done.set_result(None)
-
-        self._pending = self._submit(run)
-
-    def _drain(self) -> None:
-        pending = self._pending
-        if pending is not None and not pending.done():
-            concurrent.futures.wait([pending])
-
-    def _run(self, opts: Any, body: Callable[[float], None], result: list[Tensor]) -> MscommWork:
-        seconds = self._seconds(opts)
-        return self._issue(bool(getattr(opts, "asyncOp", True)), lambda: body(seconds), result)
-
-    # -- fast paths ---------------------------------------------------------------------------
-    # A plain synchronous dist.all_reduce or dist.all_to_all_single on contiguous CPU tensors of a
-    # dtype the core handles natively goes straight to the core. The general path costs ~20 us of
-    # Python per call, and after a large message that code runs with cold caches (several times
-    # slower); with 4 ranks on 2 cores every rank's overhead delays the others too.
-    def _inline(self, opts: Any) -> bool:
-        """Whether a call may go to the core right now: synchronous, nothing queued or in flight."""
-        if opts is None or getattr(opts, "asyncOp", True) or self._p2p:
-            return False
-        self._drain()
-        self._comm._drain()
-        return True
-
-    def _fast_allreduce(self, tensors: Any, opts: Any) -> MscommWork | None:
-        if type(tensors) is not list or len(tensors) != 1 or not self._inline(opts):
-            return None
-        t = tensors[0]
-        dtype, op = wire.CORE_DTYPES.get(t.dtype), wire.OP_NAMES.get(wire.op_type(opts.reduceOp))
-        if dtype is None or op is None or not _plain(t):
-            return None
-        p = t.data_ptr()
-        _core.allreduce(self._comm._core, p, p, t.numel(), dtype, op, 0, self._seconds(opts), "")
-        return MscommWork(None, tensors)
-
-    def _fast_all_to_all(self, output: Tensor, input: Tensor, output_split_sizes: Sequence[int],  # noqa: A002
-                         input_split_sizes: Sequence[int], opts: Any) -> MscommWork | None:
-        if output.dtype != input.dtype or not self._inline(opts) or not (_plain(output) and _plain(input)):
-            return None
-        size = self._comm.size
-        dtype = wire.CORE_DTYPES.get(input.dtype, "uint8")  # as wire.movement: other dtypes as bytes
-        scale = wire.movement(input.dtype).per_element
-        if not output_split_sizes and not input_split_sizes:  # as in the general path: by the arguments
-            count = input.numel() * scale
-            if count % size or output.numel() != input.numel():
-                return None  # the general path names the problem
-            _core.alltoall(self._comm._core, input.data_ptr(), output.data_ptr(), count // size, dtype, "sum", 0,
-                           self._seconds(opts), "")
-        else:
-            send = _row_counts(input, input_split_sizes, size, scale)
-            recv = _row_counts(output, output_split_sizes, size, scale)
-            if send is None or recv is None:
-                return None
-            _core.alltoallv(self._comm._core, input.data_ptr(), send, output.data_ptr(), recv, dtype,
-                            self._seconds(opts))
-        return MscommWork(None, [output])
-
     # -- reductions ---------------------------------------------------------------------------
     def _allreduce_one(self, t: Tensor, op: Any, what: str) -> Callable[[float], None]:
         _check_device(t)
@@ -289,8 +147,42 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         else:
             op = opts.reduceOp
         tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+        if any(t.is_sparse for t in tensors):
+            return self._allreduce_sparse(tensors, op, opts)
         bodies = [self._allreduce_one(t, op, "allreduce") for t in tensors]
         return self._run(opts, lambda s: [b(s) for b in bodies] and None, tensors)
+
+    def _allreduce_sparse(self, tensors: list[Tensor], op: Any, opts: Any) -> MscommWork:
+        """Sparse COO SUM as gloo does it: gather every rank's indices and values, sum locally, and
+        write the (coalesced) result into each input tensor."""
+        if len(tensors) != 1 or not tensors[0].is_sparse or tensors[0].layout is not torch.sparse_coo:
+            raise InvalidArgument("mscomm backend: sparse allreduce takes one sparse COO tensor")
+        if wire.op_type(op) != dist.ReduceOp.RedOpType.SUM:
+            raise InvalidArgument("mscomm backend: sparse allreduce supports ReduceOp.SUM only (as gloo)")
+        t, comm = tensors[0], self._comm
+        _check_cpu(t)
+
+        def gathered(x: Tensor, seconds: float) -> list[Tensor]:
+            """Every rank's ``x`` (same dtype and trailing shape, any dim-0 length), in rank order."""
+            n = torch.tensor([x.shape[0]], dtype=torch.int64)
+            counts = comm.allgather(n, timeout=seconds).tolist()
+            row = x.element_size() * math.prod(x.shape[1:])  # bytes per dim-0 entry
+            if max(counts) * row == 0:
+                return [x.new_empty((c, *x.shape[1:])) for c in counts]
+            mine = torch.zeros(max(counts) * row, dtype=torch.uint8)
+            if x.numel():
+                mine[:x.shape[0] * row] = x.contiguous().view(-1).view(torch.uint8)
+            everyone = comm.allgather(mine, timeout=seconds).view(comm.size, -1)
+            return [everyone[r, :counts[r] * row].view(x.dtype).view(counts[r], *x.shape[1:]) for r in range(comm.size)]
+
+        def body(seconds: float) -> None:
+            local = t.coalesce()
+            idx = gathered(local.indices().t().contiguous(), seconds)
+            val = gathered(local.values(), seconds)
+            total = torch.sparse_coo_tensor(torch.cat(idx).t(), torch.cat(val), t.shape).coalesce()
+            t.copy_(total)
+
+        return self._run(opts, body, [t])
 
     def allreduce_coalesced(self, tensors: Sequence[Tensor], opts: Any = None) -> MscommWork:
         op = opts.reduceOp if opts is not None else dist.ReduceOp.SUM
@@ -413,8 +305,34 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
     def allgather_coalesced(self, output_lists: Sequence[Sequence[Tensor]], inputs: Sequence[Tensor],
                             opts: Any = None) -> MscommWork:
-        bodies = [self._allgather_body(o, i, "allgather_coalesced") for o, i in zip(output_lists, inputs)]
-        return self._run(opts, lambda s: [b(s) for b in bodies] and None, [t for o in output_lists for t in o])
+        """torch's layout: ``output_lists[r][i]`` receives rank r's ``inputs[i]`` (one list per rank)."""
+        comm, inputs = self._comm, list(inputs)
+        outputs = [list(o) for o in output_lists]
+        for t in [*inputs, *(t for o in outputs for t in o)]:
+            _check_device(t)
+        shapes = [(t.numel(), t.dtype) for t in inputs]
+        if len(outputs) != comm.size or any([(t.numel(), t.dtype) for t in o] != shapes for o in outputs):
+            raise InvalidArgument(
+                f"mscomm backend: all_gather_coalesced needs output_tensor_lists of {comm.size} lists (one per rank), "
+                f"each matching input_tensor_list {[(n, str(d)) for n, d in shapes]}; got "
+                f"{[[(t.numel(), str(t.dtype)) for t in o] for o in outputs]}")
+        # Every input as bytes, concatenated: one allgather; rank r's block holds its inputs in order.
+        parts = [wire.movement(t.dtype).to_wire(t.contiguous().view(-1)).view(torch.uint8) for t in inputs]
+        src = torch.cat(parts) if parts else torch.empty(0, dtype=torch.uint8)
+
+        def body(seconds: float) -> None:
+            flat = torch.empty(comm.size * src.numel(), dtype=torch.uint8)
+            comm.allgather(src, out=flat, timeout=seconds)
+            for r, block in enumerate(flat.view(comm.size, -1) if src.numel() else [flat] * comm.size):
+                offset = 0
+                for t, part in zip(outputs[r], parts):
+                    n, piece = part.numel(), block[offset:offset + part.numel()]
+                    if piece.storage_offset() % t.element_size():  # a byte view must be aligned to become a t.dtype view
+                        piece = piece.clone()
+                    t.copy_(piece.view(t.dtype).view(t.shape))
+                    offset += n
+
+        return self._run(opts, body, [t for o in outputs for t in o])
 
     def _all_gather_single_body(self, output: Tensor, inp: Tensor, what: str) -> Callable[[float], None]:
         _check_device(inp)
@@ -554,31 +472,51 @@ class ProcessGroupMscomm(dist.ProcessGroup):
 
     def barrier(self, opts: Any = None) -> MscommWork:
         comm = self._comm
-        return self._run(opts, lambda seconds: comm.barrier(timeout=seconds), [])
 
-    # -- point to point -----------------------------------------------------------------------
-    def send(self, tensors: Sequence[Tensor], dstRank: int, tag: int = 0) -> MscommWork:  # noqa: N803
-        t = _single(tensors, "send")
-        _check_device(t)
-        src = _as_wire(t, wire.movement(t.dtype))
-        comm, seconds = self._comm, self._timeout
-        return self._queue_p2p(int(dstRank), True, lambda: comm.send(src, int(dstRank), int(tag), timeout=seconds), [t])
+        def body(seconds: float) -> None:
+            try:
+                comm.barrier(timeout=seconds)
+            except Timeout as e:
+                raise Timeout(f"mscomm backend: Timed out in barrier on rank {comm.rank} after {seconds:g} s: "
+                              f"{_silent(str(e))}; check that every rank of the group calls barrier "
+                              f"({e})") from e
 
-    def recv(self, tensors: Sequence[Tensor], srcRank: int, tag: int = 0) -> MscommWork:  # noqa: N803
-        t = _single(tensors, "recv")
-        _check_device(t)
-        dst = _Staged(t, wire.movement(t.dtype), keep_contents=False)
-        comm, seconds = self._comm, self._timeout
+        return self._run(opts, body, [])
 
-        def body() -> None:
-            comm.recv(dst.wire, int(srcRank), int(tag), timeout=seconds)
-            dst.finish()
-
-        return self._queue_p2p(int(srcRank), False, body, [t])
-
-    def recv_anysource(self, tensors: Sequence[Tensor], tag: int = 0) -> MscommWork:
-        raise InvalidArgument("mscomm backend: recv without a source rank is not supported (transfers between two "
-                              "ranks match in order); pass src= to dist.recv / dist.irecv")
+    def monitored_barrier(self, timeout: timedelta | float | None = None, wait_all_ranks: bool = False) -> None:
+        """gloo's ``monitored_barrier`` through the group's store: every rank checks in with rank 0,
+        which names the ranks that did not come within ``timeout``; the messages are gloo's.
+        (``dist.monitored_barrier`` itself refuses every backend but gloo; this serves
+        ``group.monitored_barrier(...)`` called on the group.)"""
+        if self._store is None:
+            raise InvalidArgument("mscomm backend: monitored_barrier needs the group's store (a group made by "
+                                  "dist.init_process_group / dist.new_group)")
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else \
+            (self._timeout if timeout is None else float(timeout))
+        ms = int(seconds * 1000)
+        store, me, size = self._store, self._comm.rank, self._comm.size
+        key = f"mscomm/monitored_barrier/{self._monitored}"
+        self._monitored += 1
+        if me != 0:
+            store.set(f"{key}/{me}", b"1")
+            if not _store_wait(store, f"{key}/ack", seconds):
+                raise RuntimeError(f"Rank {me} successfully reached monitoredBarrier, but received errors while waiting "
+                                   "for send/recv from rank 0. Please check rank 0 logs for faulty rank.")
+            return
+        deadline, missing = time.monotonic() + seconds, []
+        for r in range(1, size):
+            left = deadline - time.monotonic()
+            if left <= 0 and not wait_all_ranks:
+                raise RuntimeError(f"Rank 0 timed out in monitoredBarrier after {ms} ms. Ranks "
+                                   f"{', '.join(map(str, range(r, size)))} have not been processed")
+            if not _store_wait(store, f"{key}/{r}", max(left, 0.0)):
+                if not wait_all_ranks:
+                    raise RuntimeError(f"[Rank 0]: Rank {r} failed to pass monitoredBarrier in {ms} ms")
+                missing.append(r)
+        if missing:
+            raise RuntimeError(f"[Rank 0]: Ranks {', '.join(map(str, missing))} failed to pass monitoredBarrier in "
+                               f"{ms} ms")
+        store.set(f"{key}/ack", b"1")
 
     # -- life cycle ---------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -591,6 +529,11 @@ class ProcessGroupMscomm(dist.ProcessGroup):
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
+        if self._store is not None:
+            try:  # so that a rank still using the group hears that this one left (see executor.py)
+                self._store.set(LEFT_KEY.format(self._comm.rank), b"1")
+            except Exception:  # noqa: BLE001 - the store's host may have gone already
+                pass
         self._comm.close()
 
     def abort(self) -> None:

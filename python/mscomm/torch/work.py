@@ -32,6 +32,7 @@ class MscommWork(dist.Work):
         self._cf = future
         self._before_wait = before_wait
         self._result = result
+        self.source: list[int] = []  # a receive's source rank, once known (recv_anysource)
         # A finished operation makes its torch future only when asked (plain dist.* calls never
         # ask; making one costs microseconds on every call).
         self._fut: torch.futures.Future | None = None
@@ -71,6 +72,14 @@ class MscommWork(dist.Work):
     def result(self) -> list[torch.Tensor]:
         self.wait()
         return self._result
+
+    def _source_rank(self) -> int:
+        """The rank a receive got its data from (torch's ``work._source_rank()``, ``dist.recv``'s
+        return value without ``src``)."""
+        self.wait()
+        if not self.source:
+            raise RuntimeError("mscomm backend: _source_rank() is only defined for receives")
+        return self.source[0]
 
     def synchronize(self) -> None:
         self.wait()
