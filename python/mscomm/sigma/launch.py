@@ -8,6 +8,7 @@ When a rank fails, the others are ended and the launcher exits with that rank's 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ import sys
 import time
 from typing import Sequence
 
-CHILD_ENV = "MSCOMM_SIGMA_CHILD"
+CHILD_ENV = "SIGMA_TRAIN_CHILD"  # set in the ranks that --ranks started
 
 
 def launched_world() -> tuple[str, int, int] | None:
@@ -29,6 +30,14 @@ def launched_world() -> tuple[str, int, int] | None:
     if info.launcher != "none":
         return info.launcher, info.rank, info.size
     return None
+
+
+def _die_with_parent() -> None:
+    # A rank must not outlive a launcher that was killed (SIGKILL included).
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _free_port() -> int:
@@ -45,7 +54,8 @@ def spawn(argv: Sequence[str], n: int) -> int:
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(n), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(n),
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=port, PYTHONUNBUFFERED="1", **{CHILD_ENV: "1"})
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
-        procs.append(subprocess.Popen([sys.executable, "-m", "mscomm.sigma", *argv], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "mscomm.sigma", *argv], env=env,
+                                      preexec_fn=_die_with_parent))
 
     def forward(signum, _frame):
         for p in procs:

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -28,7 +27,7 @@ from mscomm.sigma.data import batch_starts, val_starts, windows
 from mscomm.sigma.preflight import preflight
 from mscomm.sigma.model import SigmaLM
 from mscomm.sigma.optim import AdamW
-from mscomm.sigma.parallel import Comm, DdpTimer, allreduce_grads, init_distributed, make_layout
+from mscomm.sigma.parallel import Comm, allreduce_grads, ddp_timed_hook, init_distributed, make_layout
 
 
 def pick_device() -> torch.device:
@@ -49,11 +48,9 @@ class Trainer:
     def __init__(self, cfg: Config, rank: int, world: int):
         self.cfg, self.rank, self.world = cfg, rank, world
         self.corpus = preflight(cfg)
-        _trace("corpus")
         self.device = pick_device()
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         self.layout = make_layout(rank, world, cfg.ep)
-        _trace("groups")
         self.comm = Comm(self.device, cfg.backend)
         self.schedule = cfg.schedule()
         model = SigmaLM(cfg, self.layout, self.comm).to(self.dtype)
@@ -71,7 +68,7 @@ class Trainer:
             DDP._set_params_and_buffers_to_ignore_for_model(model, [n for n, _ in model.expert_parameters()])
             self.ddp = DDP(model, process_group=self.layout.ddp_group, broadcast_buffers=False,
                            bucket_cap_mb=cfg.bucket_mb)
-            self.ddp.register_comm_hook(None, DdpTimer(self.comm, self.layout.ddp_group))
+            self.ddp.register_comm_hook(None, ddp_timed_hook(self.comm, self.layout.ddp_group))
         self.local_batch = cfg.batch // world
         self.history = {"train_loss": [], "lb_loss": [], "val": [], "tokens_per_s": [], "comm_s": [],
                         "step_s": [], "loads": [], "topk": []}
@@ -203,30 +200,19 @@ class Trainer:
         return summary or {}
 
 
-def _trace(what: str) -> None:
-    if os.environ.get("MSCOMM_SIGMA_TRACE"):
-        print(f"[sigma {os.environ.get('RANK', '0')}] {time.time():.2f} {what}", file=sys.stderr, flush=True)
-
-
 def run_rank(cfg: Config) -> dict:
     """Run this process's rank of the job described by ``cfg`` (launcher environment decides)."""
-    _trace("start")
     rank, world = init_distributed(cfg.backend, cfg.ranks, cfg.timeout)
-    _trace("distributed")
     try:
         if world != cfg.ranks:
             cfg = dataclasses.replace(cfg, ranks=world)
         if torch.get_num_threads() > 1 and world > 1 and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         trainer = Trainer(cfg, rank, world)
-        _trace("trainer")
-        summary = trainer.run()
-        _trace("trained")
-        return summary
+        return trainer.run()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-        _trace("destroyed")
 
 
 def summary_path(out: str) -> str:
