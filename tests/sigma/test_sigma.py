@@ -136,6 +136,8 @@ def test_topk_schedule_parsing():
     s = TopkSchedule.parse("4,2@0.25;2@10", layers=3, experts=8, steps=20)
     assert [s.topk(i) for i in (0, 4, 5, 9, 10, 19)] == [(4, 2, 1), (4, 2, 1), (2, 1, 1), (2, 1, 1), (1, 1, 1), (1, 1, 1)]
     assert TopkSchedule.parse("1", 2, 8, 10).topk(0) == (1, 1)
+    short = TopkSchedule.parse("2,2@0.2;2@0.4", layers=2, experts=8, steps=3)  # the fractions round to 1, 1
+    assert [short.topk(i) for i in range(3)] == [(2, 2), (1, 1), (1, 1)]
     for text in ("2,2,2,2@5", "9@3", "2@5;2@4", "two"):
         with pytest.raises(SigmaError):
             TopkSchedule.parse(text, layers=3, experts=8, steps=20)

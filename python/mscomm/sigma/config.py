@@ -66,9 +66,11 @@ class TopkSchedule:
                 raise SigmaError(f"--topk-schedule: top-k must be between 1 and --experts={experts}, got {ks}")
             end_text = m.group(2)
             end = round(float(end_text) * steps) if "." in end_text else int(end_text)
-            if end <= last_end:
+            if end < last_end or (end == last_end and "." not in end_text):
                 raise SigmaError(f"--topk-schedule: stage ends must increase, {part!r} ends at step {end} "
                                  f"(previous {last_end})")
+            if end == last_end:
+                continue  # a fraction of a short run can round to an empty stage
             stages.append(TopkStage(tuple(ks) + (1,) * (layers - len(ks)), end))
             last_end = end
         return cls(text, tuple(stages), layers)

@@ -94,7 +94,7 @@ def plot(summary: dict, path: str) -> None:
         ax2.set_ylabel("expert")
         ax2.set_title("lowest layer: load / mean over steps")
         fig.colorbar(im2, ax=ax2)
-    fig.suptitle(f"Sigma MoE: {summary['layout']['world']} ranks, EP {summary['layout']['ep']}, "
+    fig.suptitle(f"Sigma MoE: {summary['layout']['world']} rank(s), EP {summary['layout']['ep']}, "
                  f"{summary['layout']['backend']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
