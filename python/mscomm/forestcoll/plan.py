@@ -344,9 +344,11 @@ def rank_steps(plan: dict, rank: int) -> dict:
     N = plan["num_ranks"]
     if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < N:
         raise PlanError(f"rank {rank!r} is not a rank of this {N}-rank plan")
+    # The executor's subset of version 1 ({"collective", "num_ranks", "k", "ranks"}, no version
+    # or buffers) is read as version 1.
     head = {"rank": rank, "collective": plan["collective"], "num_ranks": N, "k": plan["k"],
-            "buffers": dict(plan["buffers"])}
-    if plan["version"] == 1:
+            "buffers": dict(plan.get("buffers") or {})}
+    if plan.get("version", 1) == 1:
         entry = plan["ranks"][rank]
         return dict(head, scratch_chunks=entry.get("scratch_chunks", 0), steps=entry["steps"])
     scratch, steps = _derive_one(plan, rank)
