@@ -173,6 +173,35 @@ def test_every_collective_is_correct_across_emulated_hosts(topology, dtypes, tmp
     nothing_left()
 
 
+TORCH_ACROSS_HOSTS = r'''
+import torch, torch.distributed as dist
+import mscomm.torch  # noqa: F401
+dist.init_process_group("mscomm")   # RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from mscomm-run
+t = torch.full((1000,), float(dist.get_rank() + 1))
+dist.all_reduce(t)
+n = dist.get_world_size()
+out = torch.empty(n * 4)
+dist.all_gather_into_tensor(out, torch.full((4,), float(dist.get_rank())))
+emit({"sum": float(t[0]), "want": n * (n + 1) / 2, "gather": out[::4].tolist()})
+dist.destroy_process_group()
+'''
+
+
+@needs_netns
+@pytest.mark.timeout(240)
+def test_torch_backend_across_emulated_hosts(tmp_path):
+    """dist.init_process_group("mscomm") under --emulate: rank 0 hands out a bootstrap address the
+    other hosts can reach (its MASTER_ADDR on the fabric, not loopback)."""
+    proc = launch("emu-equal2x2", TORCH_ACROSS_HOSTS, env=COLLECTIVES_ENV, tmp_path=tmp_path)
+    out, err = proc.communicate(timeout=220)
+    assert proc.returncode == 0, err[-4000:]
+    got = results(out)
+    assert sorted(got) == [0, 1, 2, 3], err[-3000:]
+    for rank, (res,) in got.items():
+        assert res["sum"] == res["want"] and res["gather"] == [0.0, 1.0, 2.0, 3.0], (rank, res)
+    nothing_left()
+
+
 WHERE_AM_I = """
 emit({"hosts": comm.num_hosts, "netns": os.readlink("/proc/self/ns/net"),
       "transports": {p: comm.transport_to(p) for p in range(comm.size) if p != comm.rank},

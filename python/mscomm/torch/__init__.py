@@ -48,10 +48,23 @@ def _bootstrap_host(store: Any) -> str:
     if host in ("127.0.0.1", "localhost", "::1") or (host is None and not isinstance(store, dist.TCPStore)
                                                       and not hasattr(store, "underlying_store")):
         return "127.0.0.1"
+    if host and _is_local_address(host):
+        return host  # the store's host is this one and reachable there (MASTER_ADDR, emulated hosts)
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
+
+
+def _is_local_address(host: str) -> bool:
+    """Whether ``host`` is an address of this machine (a socket can bind to it)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+        return True
+    except OSError:
+        return False
 
 
 def _rendezvous(store: Any, rank: int, size: int, timeout: timedelta) -> str:
