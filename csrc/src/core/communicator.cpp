@@ -79,16 +79,17 @@ Communicator::Communicator(int rank, int size, const std::string& unique_id, dou
   bootstrap_ = std::make_unique<Bootstrap>(rank, size, id, boot_timeout);
   name_prefix_ = shm_prefix(id.secret);
   health_ = std::make_shared<Health>(bootstrap_.get(), rank, 20000);
+  tcp_ = std::make_shared<TcpTransport>(rank, size, id.secret, health_, nullptr, kSlotsPerPeer,
+                                        ShmConnection::kStride);
+  std::string listen_host = env_string("MSCOMM_SOCKET_ADDR");
+  std::string tcp_address = tcp_->listen(listen_host.empty() ? bootstrap_->local_host() : listen_host);
   // Waiting for the other ranks to arrive can take long (they may still be starting, or never
   // come); no segment exists during that wait, so a rank killed in it leaves nothing in /dev/shm.
   bootstrap_->barrier("communicator setup (all ranks joined)", boot_timeout);
 
   const size_t control_bytes = static_cast<size_t>(size) * kSlotsPerPeer * ShmConnection::kStride * sizeof(uint64_t);
   control_ = RegisteredMemory::create(rank, 0, control_bytes, name_prefix_);
-  tcp_ = std::make_shared<TcpTransport>(rank, size, id.secret, health_, inbound(0, 0), kSlotsPerPeer,
-                                        ShmConnection::kStride);
-  std::string listen_host = env_string("MSCOMM_SOCKET_ADDR");
-  std::string tcp_address = tcp_->listen(listen_host.empty() ? bootstrap_->local_host() : listen_host);
+  tcp_->set_counters(inbound(0, 0));
 
   std::string my_host = detect_host_id();
   if (env_bool("MSCOMM_FORCE_TCP")) my_host += "#rank" + std::to_string(rank);

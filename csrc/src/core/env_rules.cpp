@@ -44,16 +44,6 @@ const std::vector<EnvRule>& env_rules() {
       {"MSCOMM_HOST_ID", K::Text, 0, 0, ""},
       {"MSCOMM_FORCE_TCP", K::Boolean, 0, 0, ""},
       {"MSCOMM_SOCKET_ADDR", K::Text, 0, 0, ""},
-      {"MSCOMM_ALLREDUCE_ALGO", K::Text, 0, 0, ""},  // names checked where chosen, with the list
-      {"MSCOMM_ALLGATHER_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_BROADCAST_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_ALLTOALL_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_REDUCE_SCATTER_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_REDUCE_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_ALLTOALLV_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_GATHER_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_SCATTER_ALGO", K::Text, 0, 0, ""},
-      {"MSCOMM_BARRIER_ALGO", K::Text, 0, 0, ""},
       {"MSCOMM_ONESHOT_MAX_BYTES", K::Integer, 0, kBytesMax, "bytes"},
       {"MSCOMM_DIRECT_MIN_BYTES", K::Integer, 0, kBytesMax, "bytes"},
       {"MSCOMM_CMA", K::Boolean, 0, 0, ""},
@@ -75,6 +65,11 @@ const std::vector<EnvRule>& env_rules() {
 const EnvRule* env_rule(const char* name) {
   for (const auto& r : env_rules())
     if (std::strcmp(r.name, name) == 0) return &r;
+  // MSCOMM_<COLLECTIVE>_ALGO: any text here; the selection table checks the name where the
+  // collective runs and lists the rows that can.
+  static const EnvRule algorithm{"MSCOMM_*_ALGO", EnvKind::Text, 0, 0, ""};
+  size_t n = std::strlen(name);
+  if (std::strncmp(name, "MSCOMM_", 7) == 0 && n > 12 && std::strcmp(name + n - 5, "_ALGO") == 0) return &algorithm;
   return nullptr;
 }
 

@@ -28,6 +28,8 @@ class TcpTransport : public std::enable_shared_from_this<TcpTransport> {
                std::atomic<uint64_t>* counters, uint32_t slots_per_peer, size_t stride);
   ~TcpTransport();
 
+  // Where received signals land (this rank's inbound counters); set before connect().
+  void set_counters(std::atomic<uint64_t>* counters) { counters_ = counters; }
   // Opens the listener; returns "host:port" for peers.
   std::string listen(const std::string& host);
   // Connects to every rank in `peers` (ranks whose address is in addresses[rank]).
