@@ -152,7 +152,8 @@ def test_compare_all_skips_missing_peers_with_a_note(fake_openmpi, tmp_path, cap
 def test_peer_without_the_collective_says_na(fake_openmpi, tmp_path, capfd, monkeypatch):
     """A peer that lacks the call is not launched: its rows are n/a with the reason."""
     monkeypatch.setitem(peers.PEERS, "openmpi", peers.Peer(
-        "openmpi", "Fake MPI", peers.PEERS["openmpi"].needs, ("allreduce",), None, None, peers.run_mpi))
+        "openmpi", "Fake MPI", "MSCOMM_OPENMPI_VENV", peers.PEERS["openmpi"].needs, ("allreduce",), None, None,
+        peers.run_mpi))
     report = bench(tmp_path, "allgather", "-n", "2", "--min", "4K", "--max", "16K", "--compare", "openmpi", *FAST)
     rows = by_backend(report)["openmpi"]["rows"]
     assert [r["bytes"] for r in rows] == SIZES and all("no allgather" in r["error"] for r in rows), rows

