@@ -146,7 +146,10 @@ def run_oneccl(peer: Peer, args: argparse.Namespace, sizes: list[int], nranks: i
     libs = os.path.join(v, "lib") + os.pathsep + os.environ.get("LD_LIBRARY_PATH", "")  # Intel MPI, for oneCCL
     env = _venv_env(v, CCL_WORKER_COUNT="1", CCL_WORKER_OFFLOAD="0", CCL_ATL_TRANSPORT="mpi", CCL_LOG_LEVEL="error",
                     LD_LIBRARY_PATH=libs)
-    subprocess.run(cmd, check=True, timeout=args.timeout, env=env)
+    # oneCCL prints its warnings to stdout: keep them out of the table.
+    done = subprocess.run(cmd, timeout=args.timeout, env=env, stdout=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stdout)
+    done.check_returncode()
     if not os.path.exists(out):
         raise RuntimeError("oneccl_bench wrote no report")
     rows = []
