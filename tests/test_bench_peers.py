@@ -182,3 +182,17 @@ def test_real_peer_where_installed(peer, tmp_path):
     check_peer_rows(by_backend(report)[peer]["rows"], SIZES, 2, reps=2)
     leftovers = [n for n in glob.glob("/dev/shm/*") if "deepspeed" in n]
     assert not leftovers, f"DeepSpeed's segments were left behind: {leftovers}"
+
+
+def test_max_iters_caps_every_backend_alike():
+    import argparse
+
+    from mscomm.bench.sizes import iterations_for
+    from mscomm.bench.timing import iterations
+
+    a = argparse.Namespace(iters=None, max_iters=100, collective="allreduce", dtype="float32", op="sum", warmup=1,
+                           reps=2)
+    assert iterations_for(4096) > 100 and iterations(a, 4096) == 100
+    assert iterations(a, 64 << 20) == iterations_for(64 << 20)  # large sizes keep their count
+    assert iterations(argparse.Namespace(iters=7, max_iters=100), 4096) == 7
+    assert peers.worker_args(a, [4096], "out.json")[-2:] == ["--max-iters", "100"]  # what every worker is told

@@ -318,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--op", default="sum", choices=("sum", "prod", "min", "max", "avg"))
     p.add_argument("-i", "--iters", type=int, default=None,
                    help="iterations per repetition (default: by size; nccl-tests' -n, which here is the rank count)")
+    p.add_argument("--max-iters", type=int, default=None,
+                   help="at most this many iterations per repetition (for every backend alike): bounds the time of "
+                        "peers that take milliseconds per small call when ranks outnumber cores")
     p.add_argument("-w", "--warmup", "--warmup_iters", dest="warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")

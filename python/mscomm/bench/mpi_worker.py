@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
-from mscomm.bench.sizes import iterations_for
 from mscomm.bench.specs import buffers, mpi_call
-from mscomm.bench.timing import Timer, arguments, np_dtype, row
+from mscomm.bench.timing import Timer, arguments, iterations, np_dtype, row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             dt = np_dtype(args.dtype)
             b = buffers(args.collective, nbytes, comm.rank, comm.size, dt)
-            iters = iterations_for(nbytes) if args.iters is None else args.iters
+            iters = iterations(args, nbytes)
             t = timer.measure(mpi_call(args.collective, comm, b, args.op), iters, args.warmup)
             rows.append(row(args.collective, nbytes, b.x.size, args, comm.size, t, None))
         except (ImportError, KeyError, TypeError, ValueError, MPI.Exception) as e:  # e.g. no bfloat16 in MPI

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mscomm.bench.sizes import iterations_for
 from mscomm.bench.specs import busbw_factor
 
 
@@ -66,6 +67,14 @@ def merge_rows(collective: str, nranks: int, parts: list[dict]) -> dict:
     return row(collective, first["bytes"], first["count"], args, nranks, times, wrong)
 
 
+def iterations(args: argparse.Namespace, nbytes: int) -> int:
+    """Calls per repetition: --iters, else by size (iterations_for) capped at --max-iters."""
+    if args.iters:
+        return args.iters
+    cap = getattr(args, "max_iters", None)
+    return min(iterations_for(nbytes), cap) if cap else iterations_for(nbytes)
+
+
 def arguments(prog: str) -> argparse.ArgumentParser:
     """What every benchmark worker (mscomm, MPI, the peers) is told by the CLI."""
     p = argparse.ArgumentParser(prog=prog)
@@ -74,6 +83,7 @@ def arguments(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--op", default="sum")
     p.add_argument("--iters", type=int, default=None)
+    p.add_argument("--max-iters", type=int, default=None)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--out", required=True)

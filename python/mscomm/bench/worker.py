@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 import mscomm
-from mscomm.bench.sizes import iterations_for
 from mscomm.bench.specs import buffers, mscomm_call, torch_call
-from mscomm.bench.timing import Timer, arguments, np_dtype, row  # noqa: F401 - also used by the peers' workers
+from mscomm.bench.timing import Timer, arguments, iterations, np_dtype, row
 
 
 def count_wrong(collective: str, b: Any, in_place: bool = False) -> int | None:
@@ -72,7 +71,7 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
         if args.register:  # on pages of their own, so all three can be registered
             b.x, b.out, y = (_own_pages(a) for a in (b.x, b.out, y))
             regs = [comm.register(a) for a in (b.x, b.out, y) if a.size]
-        iters = iterations_for(nbytes) if args.iters is None else args.iters
+        iters = iterations(args, nbytes)
         call = mscomm_call(args.collective, comm, b, args.op, args.algorithm)
         algorithms[str(nbytes)] = chosen_algorithm(args, comm, b, y)
         wrong = None
@@ -127,7 +126,7 @@ def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str
         rows = []
         for nbytes in args.sizes:
             b = buffers(args.collective, nbytes, rank, size, dt)
-            iters = iterations_for(nbytes) if args.iters is None else args.iters
+            iters = iterations(args, nbytes)
             regs = []
             if args.register and backend == "mscomm":  # as in run_mscomm, through the group
                 from mscomm.torch import register_tensor

