@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
+from mscomm.bench.cli import PEERS
 from mscomm.bench.sizes import human
 
 
@@ -15,7 +16,7 @@ def table(path: str) -> str:
     report = json.load(open(path))
     res = {r["backend"]: r for r in report["results"]}
     ms = res["mscomm"]
-    peers = [p for p in ("gloo", "mpi") if p in res]
+    peers = [p for p in PEERS if p in res]
     head = "| size | mscomm us (min-max) | busbw GB/s | #wrong |"
     sep = "|---|---|---|---|"
     if "in_place" in ms:
@@ -30,10 +31,16 @@ def table(path: str) -> str:
                 f"| {r['busbw']:.2f} | {r['wrong']} |")
         if "in_place" in ms:
             line += f" {ms['in_place'][i]['time_us']:.1f} | {ms['algorithms'][str(r['bytes'])]} |"
+        base = ms["in_place"][i] if "in_place" in ms else r  # the peers' allreduce runs in place
         for p in peers:
             pr = res[p]["rows"][i]
-            line += " n/a | |" if "error" in pr else f" {pr['time_us']:.1f} | {pr['time_us'] / r['time_us']:.2f}x |"
+            line += " n/a | |" if "error" in pr else f" {pr['time_us']:.1f} | {pr['time_us'] / base['time_us']:.2f}x |"
         lines.append(line)
+    libraries = [f"{p}: {res[p]['library']}" for p in peers if res[p].get("library")]
+    notes = report.get("notes", [])
+    if libraries or notes:
+        lines.append("")
+        lines += [f"- {x}" for x in libraries + notes]
     return "\n".join(lines)
 
 

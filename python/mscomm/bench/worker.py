@@ -10,54 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import mscomm
-from mscomm.bench.sizes import iterations_for
-from mscomm.bench.specs import buffers, busbw_factor, mscomm_call, torch_call
-
-
-def np_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-class Timer:
-    """Times `fn` over repetitions aligned by `barrier`, taking the slowest rank each time."""
-
-    def __init__(self, barrier: Callable[[], Any], max_over_ranks: Callable[[float], float], reps: int) -> None:
-        self.barrier, self.max_over_ranks, self.reps = barrier, max_over_ranks, reps
-
-    def measure(self, fn: Callable[[], Any], iters: int, warmup: int) -> list[float]:
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(self.reps):
-            self.barrier()
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                fn()
-            times.append(self.max_over_ranks((time.perf_counter() - t0) / iters))
-        return times
-
-
-def row(collective: str, nbytes: int, count: int, args: argparse.Namespace, nranks: int, times: list[float],
-        wrong: int | None) -> dict:
-    med = statistics.median(times)
-    algbw = nbytes / med / 1e9 if med > 0 else 0.0
-    return {
-        "bytes": nbytes, "count": count, "dtype": args.dtype, "op": args.op,
-        "time_us": med * 1e6, "time_us_min": min(times) * 1e6, "time_us_max": max(times) * 1e6,
-        "algbw": algbw, "busbw": algbw * busbw_factor(collective, nranks), "wrong": wrong,
-    }
+from mscomm.bench.specs import buffers, mscomm_call, torch_call
+from mscomm.bench.timing import Timer, arguments, iterations, np_dtype, row
 
 
 def count_wrong(collective: str, b: Any, in_place: bool = False) -> int | None:
@@ -74,6 +34,8 @@ def chosen_algorithm(args: argparse.Namespace, comm: mscomm.Communicator, b: Any
     if coll is None:
         return ""
     x, out = (b.x, None) if coll == "broadcast" else (None if coll == "scatter" and comm.rank != 0 else b.x, b.out)
+    if coll == "barrier":
+        x, out = None, None
 
     def pick(x: Any, out: Any) -> str:
         rows = mscomm.algorithms(coll, x, out=out, comm=comm, algorithm=args.algorithm)
@@ -111,7 +73,7 @@ def run_mscomm(args: argparse.Namespace, comm: mscomm.Communicator) -> dict:
         if args.register:  # on pages of their own, so all three can be registered
             b.x, b.out, y = (_own_pages(a) for a in (b.x, b.out, y))
             regs = [comm.register(a) for a in (b.x, b.out, y) if a.size]
-        iters = iterations_for(nbytes) if args.iters is None else args.iters
+        iters = iterations(args, nbytes)
         call = mscomm_call(args.collective, comm, b, args.op, args.algorithm)
         algorithms[str(nbytes)] = chosen_algorithm(args, comm, b, y)
         wrong = None
@@ -166,7 +128,7 @@ def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str
         rows = []
         for nbytes in args.sizes:
             b = buffers(args.collective, nbytes, rank, size, dt)
-            iters = iterations_for(nbytes) if args.iters is None else args.iters
+            iters = iterations(args, nbytes)
             regs = []
             if args.register and backend == "mscomm":  # as in run_mscomm, through the group
                 from mscomm.torch import register_tensor
@@ -190,20 +152,6 @@ def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str
         results.append({"backend": backend, "api": "torch.distributed", "rows": rows})
     dist.destroy_process_group()
     return results
-
-
-def arguments(prog: str) -> argparse.ArgumentParser:
-    """What every benchmark worker (mscomm, MPI) is told by the CLI."""
-    p = argparse.ArgumentParser(prog=prog)
-    p.add_argument("--collective", default="allreduce")
-    p.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], required=True)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--op", default="sum")
-    p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--out", required=True)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
