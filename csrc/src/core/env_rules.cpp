@@ -58,6 +58,11 @@ const std::vector<EnvRule>& env_rules() {
       {"MSCOMM_CHECK_ARGS", K::Boolean, 0, 0, ""},
       {"MSCOMM_DEBUG", K::Boolean, 0, 0, ""},
       {"MSCOMM_BENCH_GLOO_PORT", K::Integer, 1, kPortMax, ""},
+      {"MSCOMM_PEERS_DIR", K::Text, 0, 0, ""},
+      {"MSCOMM_OPENMPI_VENV", K::Text, 0, 0, ""},
+      {"MSCOMM_IMPI_VENV", K::Text, 0, 0, ""},
+      {"MSCOMM_ONECCL_VENV", K::Text, 0, 0, ""},
+      {"MSCOMM_DEEPSPEED_VENV", K::Text, 0, 0, ""},
   };
   return rules;
 }
