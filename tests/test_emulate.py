@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
+import mscomm
+
 from harness import PRELUDE, RESULT_MARK
 from mscomm.emulate import EmulationError, check_environment, leftovers, plan_fabric, sweep
 from mscomm.emulate import netns
 from mscomm.emulate.runner import load_fabric
 from mscomm.topology import zoo
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _why_no_namespaces() -> str | None:
@@ -56,7 +57,9 @@ def launch(topology: str, script: str, *args: str, scale: float = 0.02, env: dic
            tmp_path: Path) -> subprocess.Popen:
     path = tmp_path / "rank.py"
     path.write_text(PRELUDE + textwrap.dedent(script))
-    environment = dict(os.environ, PYTHONPATH=str(REPO / "python"), MSCOMM_TIMEOUT="60", **(env or {}))
+    # the mscomm this test imported (installed, or the source tree with its built core)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(mscomm.__file__)))
+    environment = dict(os.environ, PYTHONPATH=here, MSCOMM_TIMEOUT="60", **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "mscomm.launcher", "--emulate", topology, "--scale", str(scale),
                              "--timeout", "150", "--", sys.executable, str(path), *args],
                             env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

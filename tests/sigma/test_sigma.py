@@ -18,6 +18,8 @@ import sys
 import numpy as np
 import pytest
 
+import mscomm
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--layers", "2", "--dim", "32", "--experts", "8", "--expert-hidden", "32", "--head-dim", "8",
         "--q-heads", "4", "--k-heads", "1", "--v-heads", "2", "--seq", "32", "--batch", "8", "--val-seqs", "8",
@@ -25,8 +27,9 @@ TINY = ["--layers", "2", "--dim", "32", "--experts", "8", "--expert-hidden", "32
 
 
 def train(out, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1")
+    # the mscomm this test imported (installed, or the source tree with its built core)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(mscomm.__file__)))
+    env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "mscomm.sigma", *TINY, "--out", str(out), *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
