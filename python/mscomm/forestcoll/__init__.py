@@ -95,12 +95,16 @@ def generate(topology: Topology, k: Optional[int] = None, flow_func: str = "nati
     seconds = {}
     clock = time.perf_counter()
     net = IntTopology.of(topology)
+    if progress:  # one step: the bar shows the elapsed time of a long optimum search
+        progress("optimal throughput", 0, 1)
     best = optimal_throughput(net, flow_func)
     if k is None:
         k, U = trees_per_root(net, best.x_star)
         caps = tree_capacities(net, U)
     else:
         U, caps = fixed_k(net, k, best.x_star, flow_func)
+    if progress:
+        progress("optimal throughput", 1, 1)
     seconds["optimal"] = time.perf_counter() - clock
     clock = time.perf_counter()
     hosts = [topology.hosts.get(c, ("alone", i)) for i, c in enumerate(topology.compute)]

@@ -107,9 +107,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             summary.update(ring_x=str(ring.x), ring_x_gbps=float(ring.x),
                            ring_count=len(ring.rings),
                            forestcoll_over_ring=float(coll.x() / ring.x))
+        bar("building the plan", 0, 1)
         plan = build_plan(coll, args.collective)
+        bar("building the plan", 1, 1)
     try:  # every plan is checked against the fabric before anything is written
+        bar("validating the plan", 0, 1)
         validate_plan(plan, simulate=topo.num_ranks <= SIMULATE_UP_TO, topology=topo)
+        bar("validating the plan", 1, 1)
     except PlanError as exc:
         print(f"mscomm-plan: internal error: the plan fails validation: {exc}", file=sys.stderr)
         return 3
