@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .fabric import EmulationError, Fabric
 
@@ -73,6 +73,7 @@ class Network:
     tag: str
     host_ns: list[str]
     switch_ns: str
+    host_dev: dict[int, str] = field(default_factory=dict)  # each host's one network interface
 
     @property
     def namespaces(self) -> list[str]:
@@ -131,6 +132,7 @@ def _build(net: Network) -> None:
             else:
                 host = fabric.hosts[int(node[1:])]
                 _run(["ip", "-n", ns, "addr", "add", f"{host.address}/24", "dev", dev], f"address host {host.index}")
+                net.host_dev[host.index] = dev
             _run(["ip", "-n", ns, "link", "set", dev, "up"], f"bring up {dev}")
             _shape(ns, dev, rate)
 

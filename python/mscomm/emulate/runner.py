@@ -57,7 +57,9 @@ def rank_environment(net: Network, rank: int, unique_id: str, extra: dict[str, s
     # torch's env:// names too, so torch scripts run unchanged; its store lives on rank 0's host.
     env.update(MSCOMM_LOCAL_RANK=local_rank, MSCOMM_LOCAL_SIZE=local_size, RANK=str(rank), WORLD_SIZE=str(size),
                LOCAL_RANK=local_rank, LOCAL_WORLD_SIZE=local_size,
-               MASTER_ADDR=fabric.host_of_rank(0).address, MASTER_PORT=str(_MASTER_PORT))
+               MASTER_ADDR=fabric.host_of_rank(0).address, MASTER_PORT=str(_MASTER_PORT),
+               # gloo picks its address from the host name (loopback here): use the host's interface
+               GLOO_SOCKET_IFNAME=net.host_dev[host.index])
     env.update(extra or {})
     return env
 
