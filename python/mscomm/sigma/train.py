@@ -84,12 +84,13 @@ class Trainer:
 
     def _reduce_stats(self, values: list[float], counts: list[torch.Tensor]) -> tuple[list[float], np.ndarray]:
         """Sum small statistics over all ranks (untimed: bookkeeping, not training traffic)."""
-        flat = torch.cat([torch.tensor(values, dtype=torch.float64)] +
-                         [c.detach().to("cpu", torch.float64) for c in counts])
+        flat = torch.cat([torch.tensor(values, dtype=torch.float64, device=self.device)] +
+                         [c.detach().to(torch.float64) for c in counts])
         if self.world > 1:
             before = self.comm.seconds
             self.comm.all_reduce(flat, self.layout.ddp_group)
             self.comm.seconds = before
+        flat = flat.cpu()
         n = len(values)
         rest = flat[n:].view(len(counts), -1).numpy() if counts else np.zeros((0, 0))
         return flat[:n].tolist(), rest
