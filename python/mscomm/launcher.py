@@ -53,10 +53,11 @@ def _pump(stream: IO[bytes], out: IO[str], prefix: str, lock: threading.Lock) ->
     stream.close()
 
 
-def sweep_shm(job_tag: str) -> list[str]:
-    """Remove this job's shared-memory segments; returns the names removed."""
+def sweep_shm(job_tag: str, *, prefix: bool = False) -> list[str]:
+    """Remove this job's shared-memory segments (prefix: those of every job tag starting with
+    ``job_tag``); returns the names removed."""
     removed = []
-    for path in glob.glob(f"/dev/shm/mscomm-{job_tag}-*"):
+    for path in glob.glob(f"/dev/shm/mscomm-{job_tag}{'' if prefix else '-'}*"):
         try:
             os.unlink(path)
             removed.append(path)

@@ -195,14 +195,10 @@ def remove_namespaces(names: list[str]) -> None:
 
 
 def remove_shm(tag: str) -> list[str]:
-    removed = []
-    for path in glob.glob(f"/dev/shm/mscomm-{tag}*"):
-        try:
-            os.unlink(path)
-            removed.append(path)
-        except FileNotFoundError:
-            pass
-    return removed
+    """Remove the segments of every job tag starting with ``tag`` (the launcher's and its ranks')."""
+    from mscomm.launcher import sweep_shm
+
+    return sweep_shm(tag, prefix=True)
 
 
 def teardown(net: Network) -> None:
