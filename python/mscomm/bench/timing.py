@@ -7,6 +7,7 @@ Imports nothing from mscomm's core, so the peers' workers can use it from their 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any, Callable
@@ -42,6 +43,24 @@ class Timer:
                 fn()
             times.append(self.max_over_ranks((time.perf_counter() - t0) / iters))
         return times
+
+
+def gloo_timer(rank: int, size: int, reps: int) -> Timer:
+    """Joins the gloo group on the CLI's store (MSCOMM_BENCH_GLOO_PORT) and returns a Timer that
+    aligns repetitions with its barrier and takes the slowest rank through its allreduce."""
+    import torch
+    import torch.distributed as dist
+
+    store = dist.TCPStore("127.0.0.1", int(os.environ["MSCOMM_BENCH_GLOO_PORT"]), size, is_master=(rank == 0))
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
+    slot = torch.zeros(1, dtype=torch.float64)
+
+    def max_over_ranks(v: float) -> float:
+        slot[0] = v
+        dist.all_reduce(slot, op=dist.ReduceOp.MAX)
+        return float(slot[0])
+
+    return Timer(dist.barrier, max_over_ranks, reps)
 
 
 def row(collective: str, nbytes: int, count: int, args: argparse.Namespace, nranks: int, times: list[float],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 
 import mscomm
 from mscomm.bench.specs import buffers, mscomm_call, torch_call
-from mscomm.bench.timing import Timer, arguments, iterations, np_dtype, row
+from mscomm.bench.timing import Timer, arguments, gloo_timer, iterations, np_dtype, row
 
 
 def count_wrong(collective: str, b: Any, in_place: bool = False) -> int | None:
@@ -111,16 +110,7 @@ def run_torch(args: argparse.Namespace, rank: int, size: int, backends: list[str
 
     if "mscomm" in backends:
         import mscomm.torch  # noqa: F401 - registers the backend
-    store = dist.TCPStore("127.0.0.1", int(os.environ["MSCOMM_BENCH_GLOO_PORT"]), size, is_master=(rank == 0))
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
-    slot = torch.zeros(1, dtype=torch.float64)
-
-    def max_over_ranks(v: float) -> float:
-        slot[0] = v
-        dist.all_reduce(slot, op=dist.ReduceOp.MAX)
-        return float(slot[0])
-
-    timer = Timer(dist.barrier, max_over_ranks, args.reps)
+    timer = gloo_timer(rank, size, args.reps)
     dt = np_dtype(args.dtype)
     results = []
     for backend in backends:

@@ -15,7 +15,7 @@ import os
 import sys
 
 from mscomm.bench.specs import buffers
-from mscomm.bench.timing import Timer, arguments, iterations, np_dtype, row
+from mscomm.bench.timing import arguments, gloo_timer, iterations, np_dtype, row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,17 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder
 
     rank, size = int(os.environ["MSCOMM_RANK"]), int(os.environ["MSCOMM_WORLD_SIZE"])
-    store = dist.TCPStore("127.0.0.1", int(os.environ["MSCOMM_BENCH_GLOO_PORT"]), size, is_master=(rank == 0))
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
+    timer = gloo_timer(rank, size, args.reps)
     ShareMemCommBuilder().load().initialize(size, rank)
-    slot = torch.zeros(1, dtype=torch.float64)
-
-    def max_over_ranks(v: float) -> float:
-        slot[0] = v
-        dist.all_reduce(slot, op=dist.ReduceOp.MAX)
-        return float(slot[0])
-
-    timer = Timer(dist.barrier, max_over_ranks, args.reps)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     rows = []
     for nbytes in args.sizes:
